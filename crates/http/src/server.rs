@@ -1,0 +1,98 @@
+//! The serving loop: accept, read heads and bodies, dispatch to handler threads, write responses.
+//!
+//! (Contract only; the implementation fills this module and its siblings.)
+
+use crate::{Control, Handler};
+use std::os::unix::net::UnixListener;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A listening socket handed in by the caller (already bound and listening).
+#[derive(Debug)]
+pub enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Request limits, with gunicorn's flag names and defaults.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `--limit-request-line`: longest request line in bytes (4094; 0 = unlimited) → 414.
+    pub request_line: usize,
+    /// `--limit-request-fields`: most header fields (100) → 431.
+    pub request_fields: usize,
+    /// `--limit-request-field_size`: longest header field, name + value (8190) → 431.
+    pub request_field_size: usize,
+    /// `--limit-request-body`: largest body in bytes (1 MiB) → 413 without reading it.
+    pub request_body: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            request_line: 4094,
+            request_fields: 100,
+            request_field_size: 8190,
+            request_body: 1024 * 1024,
+        }
+    }
+}
+
+/// How one server instance behaves.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Handler threads (`--threads`).
+    pub threads: usize,
+    /// Idle time allowed between requests on a keep-alive connection (`--keep-alive`).
+    pub keep_alive: Duration,
+    /// Time allowed to receive a complete request head (→ 408 and close).
+    pub header_timeout: Duration,
+    /// Time allowed to receive a complete body once its head arrived (→ 408 and close).
+    pub body_timeout: Duration,
+    /// Time allowed for writing one response.
+    pub write_timeout: Duration,
+    /// After serving this many requests, stop accepting, drain and return (`None` = never).
+    pub max_requests: Option<u64>,
+    /// How long a stop may spend draining in-flight requests before returning anyway.
+    pub graceful_timeout: Duration,
+    pub limits: Limits,
+    /// Most connections held open at once; beyond it new ones are closed at once.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            threads: 4,
+            keep_alive: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            max_requests: None,
+            graceful_timeout: Duration::from_secs(30),
+            limits: Limits::default(),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Why [`serve`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeOutcome {
+    /// `Control::should_stop` turned true and in-flight requests were drained.
+    Stopped,
+    /// `max_requests` were served; the caller should exit so a fresh process replaces it.
+    Recycled,
+}
+
+/// Serves `listeners` with `handler` until `control` asks to stop or `max_requests` is reached.
+pub fn serve(
+    listeners: Vec<Listener>,
+    handler: Arc<dyn Handler>,
+    config: &ServerConfig,
+    control: Arc<dyn Control>,
+) -> std::io::Result<ServeOutcome> {
+    let _ = (listeners, handler, config, control);
+    Err(std::io::Error::other("not yet built"))
+}
