@@ -4,6 +4,7 @@
 //! checked (UTF-8, no NUL, no `..` escaping the root) and its body fully read and de-chunked,
 //! so handlers never do I/O or protocol work.
 
+use crate::head::Head;
 use std::net::SocketAddr;
 
 /// The protocol version of a request: only HTTP/1.0 and HTTP/1.1 are accepted.
@@ -60,5 +61,125 @@ impl Request {
     /// Decoded `application/x-www-form-urlencoded` body pairs.
     pub fn form(&self) -> Result<Vec<(String, String)>, crate::form::FormError> {
         crate::form::parse_urlencoded(&self.body)
+    }
+}
+
+impl Request {
+    /// Assembles the request from its validated head, its complete body and the peer.
+    pub(crate) fn from_head(head: Head, body: Vec<u8>, peer: Option<SocketAddr>) -> Self {
+        Request {
+            method: head.method,
+            path: head.path,
+            query: head.query,
+            target: head.target,
+            version: head.version,
+            headers: head.headers,
+            body,
+            peer,
+        }
+    }
+
+    /// The request line as sent, minus the CRLF (for logs).
+    pub(crate) fn line(&self) -> RequestLine<'_> {
+        RequestLine(self)
+    }
+}
+
+/// Displays `METHOD target VERSION` without allocating.
+pub(crate) struct RequestLine<'a>(&'a Request);
+
+impl std::fmt::Display for RequestLine<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = self.0;
+        write!(f, "{} {} {}", r.method, r.target, r.version.as_str())
+    }
+}
+
+/// The one keep-alive decision: whether the connection closes after answering `req`.
+///
+/// HTTP/1.1 keeps alive unless `Connection: close`; HTTP/1.0 closes unless
+/// `Connection: keep-alive`; a draining server closes every connection it answers.
+pub(crate) fn wants_close(req: &Request, draining: bool) -> bool {
+    if draining {
+        return true;
+    }
+    let mut close = false;
+    let mut keep_alive = false;
+    let options = req
+        .headers
+        .iter()
+        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"));
+    for (_, value) in options {
+        for option in value.split(|&b| b == b',') {
+            let option = option.trim_ascii();
+            close |= option.eq_ignore_ascii_case(b"close");
+            keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+        }
+    }
+    match req.version {
+        Version::Http11 => close,
+        Version::Http10 => close || !keep_alive,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: Version, connection: &[&str]) -> Request {
+        Request {
+            method: "GET".into(),
+            path: "/".into(),
+            query: String::new(),
+            target: "/".into(),
+            version,
+            headers: connection
+                .iter()
+                .map(|v| ("Connection".to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            body: Vec::new(),
+            peer: None,
+        }
+    }
+
+    #[test]
+    fn http11_keeps_alive_unless_close() {
+        assert!(!wants_close(&request(Version::Http11, &[]), false));
+        assert!(wants_close(&request(Version::Http11, &["close"]), false));
+        assert!(wants_close(
+            &request(Version::Http11, &["Upgrade, CLOSE"]),
+            false
+        ));
+        assert!(!wants_close(
+            &request(Version::Http11, &["keep-alive"]),
+            false
+        ));
+    }
+
+    #[test]
+    fn http10_closes_unless_keep_alive() {
+        assert!(wants_close(&request(Version::Http10, &[]), false));
+        assert!(!wants_close(
+            &request(Version::Http10, &["Keep-Alive"]),
+            false
+        ));
+        assert!(wants_close(
+            &request(Version::Http10, &["keep-alive", "close"]),
+            false
+        ));
+    }
+
+    #[test]
+    fn draining_always_closes() {
+        assert!(wants_close(
+            &request(Version::Http11, &["keep-alive"]),
+            true
+        ));
+    }
+
+    #[test]
+    fn request_line_for_logs() {
+        let r = request(Version::Http10, &[]);
+        assert_eq!(r.line().to_string(), "GET / HTTP/1.0");
     }
 }

@@ -1,11 +1,19 @@
-//! The serving loop: accept, read heads and bodies, dispatch to handler threads, write responses.
+//! The public face of the server: its configuration types and [`serve`], which wires the
+//! poller thread (the calling thread) to a pool of handler threads and waits for the drain.
 //!
-//! (Contract only; the implementation fills this module and its siblings.)
+//! `serve` owns the threads it starts: on a normal return every handler thread has been
+//! joined. Only when `graceful_timeout` runs out with a request still running are the busy
+//! threads left behind (a thread cannot be cancelled); the caller is expected to exit then.
 
-use crate::{Control, Handler};
-use std::os::unix::net::UnixListener;
+use crate::dispatch::Dispatch;
+use crate::poller::Poller;
+use crate::{pool, Control, Handler};
+use std::io;
 use std::net::TcpListener;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A listening socket handed in by the caller (already bound and listening).
@@ -13,6 +21,24 @@ use std::time::Duration;
 pub enum Listener {
     Tcp(TcpListener),
     Unix(UnixListener),
+}
+
+impl Listener {
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            Listener::Unix(l) => l.set_nonblocking(true),
+        }
+    }
+}
+
+impl AsFd for Listener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Listener::Tcp(l) => l.as_fd(),
+            Listener::Unix(l) => l.as_fd(),
+        }
+    }
 }
 
 /// Request limits, with gunicorn's flag names and defaults.
@@ -87,12 +113,63 @@ pub enum ServeOutcome {
 }
 
 /// Serves `listeners` with `handler` until `control` asks to stop or `max_requests` is reached.
+///
+/// The calling thread becomes the poller; `config.threads` handler threads are started and
+/// joined before a normal return. Listeners are made non-blocking and closed when the drain
+/// begins. Errors are start-up failures (threads, the wake pipe) or a failing poll(2).
 pub fn serve(
     listeners: Vec<Listener>,
     handler: Arc<dyn Handler>,
     config: &ServerConfig,
     control: Arc<dyn Control>,
-) -> std::io::Result<ServeOutcome> {
-    let _ = (listeners, handler, config, control);
-    Err(std::io::Error::other("not yet built"))
+) -> io::Result<ServeOutcome> {
+    if config.threads == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "threads must be at least 1",
+        ));
+    }
+    crate::panic_capture::install_hook();
+    for listener in &listeners {
+        listener.set_nonblocking()?;
+    }
+    let (wake_rx, wake_tx) = UnixStream::pair()?;
+    wake_rx.set_nonblocking(true)?;
+    wake_tx.set_nonblocking(true)?;
+    let dispatch = Arc::new(Dispatch::new(config.clone(), handler, control, wake_tx));
+    let mut threads = Vec::with_capacity(config.threads);
+    for index in 0..config.threads {
+        let shared = Arc::clone(&dispatch);
+        let spawned = std::thread::Builder::new()
+            .name(format!("http-handler-{index}"))
+            .spawn(move || pool::run(&shared, index));
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                stop_pool(&dispatch, threads);
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("starting handler thread {index}: {e}"),
+                ));
+            }
+        }
+    }
+    let outcome = Poller::new(&dispatch, listeners, wake_rx).run();
+    stop_pool(&dispatch, threads);
+    outcome
+}
+
+/// Closes the job queue and joins the handler threads, unless some are still busy (after a
+/// graceful timeout): those are left to finish or die with the process.
+fn stop_pool(dispatch: &Dispatch, threads: Vec<JoinHandle<()>>) {
+    dispatch.close_queue();
+    if dispatch.busy() > 0 {
+        log::warn!("leaving {} busy handler threads behind", dispatch.busy());
+        return;
+    }
+    for thread in threads {
+        if thread.join().is_err() {
+            log::error!("a handler thread panicked outside a request");
+        }
+    }
 }
