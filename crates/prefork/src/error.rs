@@ -1,4 +1,9 @@
-//! Errors of the supervisor.
+//! Errors of the supervisor: what stops the master from starting or running.
+//!
+//! A worker that fails is not an error of the master: it is logged and replaced, or ends the
+//! run with an exit status (see `exit_code`).
+
+use std::path::PathBuf;
 
 /// What can go wrong in the master.
 #[derive(Debug, thiserror::Error)]
@@ -17,4 +22,16 @@ pub enum Error {
     },
     #[error("worker failed to boot: {0}")]
     Boot(String),
+    #[error("pidfile {} names a running process ({pid}): is another server running?", path.display())]
+    PidfileInUse { path: PathBuf, pid: u32 },
+}
+
+impl Error {
+    /// An [`Error::Io`] saying what was being done.
+    pub(crate) fn io(context: impl Into<String>, source: impl Into<std::io::Error>) -> Error {
+        Error::Io {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
 }

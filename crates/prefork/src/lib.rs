@@ -3,20 +3,71 @@
 //! It knows nothing of HTTP. The master binds listeners (or inherits them from systemd or its own
 //! re-exec), forks workers, answers operators' signals, watches heartbeats in shared memory, and
 //! replaces workers that die or hang. Each worker runs [`Service::boot_worker`] with a
-//! [`WorkerContext`]. All `unsafe` of the project (fork, mmap, prctl) lives in `sys`.
+//! [`WorkerContext`]. All `unsafe` of the project (fork, mmap, raw signal actions) lives in `sys`.
 //!
-//! Module map (contract; the implementation adds modules as it needs):
-//! - `listener` — [`BindAddress`], [`Listener`], binding and inherited fds.
-//! - `arbiter` — the master loop and its state machine.
-//! - `worker` — [`WorkerContext`], [`Monitor`]: the child's side.
-//! - `sys` — the unsafe calls, each with a SAFETY note.
+//! Module map:
+//! - `listener` — [`BindAddress`], [`Listener`]; `bind` — [`bind`], systemd and USR2 sockets.
+//! - `arbiter` — the master loop and its state machine; `roster` — the master's worker records
+//!   and the words for each death; `backoff` — retrying workers that fail to boot.
+//! - `worker` — [`WorkerContext`], [`Monitor`]: the child's side; `single` — [`run_single`].
+//! - `table` — the shared-memory worker table; `protocol` — exit codes and the other child →
+//!   master conventions ([`exit_code`]).
+//! - `signals` — the master's signal queue and masking around fork; `pidfile`; `notify` —
+//!   sd_notify; `upgrade` — USR2 re-exec; `sys` — the unsafe calls, each with a SAFETY note.
+//!
+//! # Signals (master)
+//! | signal | effect |
+//! |---|---|
+//! | `TERM` | graceful stop: workers get TERM and drain for `graceful_timeout`, then SIGKILL; the master closes its listeners, removes the pidfile and its Unix sockets, returns 0 |
+//! | `INT`, `QUIT` | quick stop: workers get QUIT (they exit at once), SIGKILL after 1 s |
+//! | `HUP` | [`Service::reload`]; on success a new generation boots and the old one gets TERM only once every new worker called [`Monitor::ready`]; if the reload or the new generation fails, the old generation keeps serving |
+//! | `TTIN` / `TTOU` | one worker more / fewer (never below one; TTOU retires the oldest gracefully) |
+//! | `USR1` | [`Service::reopen_logs`] in the master, forwarded to every worker |
+//! | `USR2` | binary upgrade, below |
+//!
+//! Workers: TERM = stop accepting and drain ([`Monitor::should_stop`], [`Monitor::wake_fd`]),
+//! INT/QUIT = exit at once, USR1 = reopen logs. A worker gets SIGKILL when the master dies
+//! (`PR_SET_PDEATHSIG`), and stops by itself if [`Monitor::heartbeat`] finds the master gone.
+//!
+//! # Zero-downtime binary upgrade (USR2)
+//! 1. Install the new binary at the same path.
+//! 2. `kill -USR2 $(cat PIDFILE)`. The old master renames `PIDFILE` to `PIDFILE.oldbin` and
+//!    execs the binary with its original arguments; the new master adopts the listening
+//!    sockets (`PYBLOGD_LISTEN_FDS`), writes `PIDFILE`, boots its workers. Both serve now.
+//! 3. Check the new one (its log says `Listening at:`, requests show new workers).
+//! 4. `kill -TERM $(cat PIDFILE.oldbin)`: the old master drains its workers and exits, leaving
+//!    the sockets (and Unix socket files) to the new one; under systemd it hands `MAINPID=` over.
+//!
+//! To roll back instead, `kill -TERM $(cat PIDFILE)` (the new master): the old master sees it
+//! exit and renames `PIDFILE.oldbin` back to `PIDFILE`. Under systemd use `Type=notify` with
+//! `NotifyAccess=all`, so the new master may announce itself (`MAINPID=`, `READY=1`).
+//!
+//! # Exit status of [`run`]
+//! [`exit_code::OK`] after a stop; [`exit_code::BOOT_FAILED`] when a worker failed to boot
+//! before any worker had booted (its message is logged first); `Err` when the master itself
+//! cannot run (pidfile in use, signals, fork). Every path kills and reaps all workers first.
 
+mod arbiter;
+mod backoff;
+mod bind;
 mod error;
 mod listener;
+mod notify;
+mod pidfile;
+mod protocol;
+mod roster;
+mod signals;
+mod single;
+mod sys;
+mod table;
+mod upgrade;
 mod worker;
 
+pub use bind::bind;
 pub use error::Error;
 pub use listener::{BindAddress, Listener};
+pub use protocol::exit_code;
+pub use table::LABEL_LEN;
 pub use worker::{BootError, Monitor, WorkerContext};
 
 use std::path::PathBuf;
@@ -54,4 +105,25 @@ pub trait Service {
     /// Runs in a freshly forked worker (or in-process with `run_single`): build per-process state
     /// (database pool, templates), call `ctx.monitor.ready()`, serve until `monitor.should_stop()`.
     fn boot_worker(&self, ctx: WorkerContext) -> Result<(), BootError>;
+}
+
+/// Runs the master until it is stopped; returns the exit status for the process.
+///
+/// `listeners` come from [`bind`]. The master stays single-threaded (forking refuses
+/// otherwise), so call this before starting any thread. `Sync` lets each worker reopen its
+/// logs on USR1 from a small thread while [`Service::boot_worker`] serves. The master never
+/// calls `boot_worker` itself. See the crate docs for signals, upgrade and exit statuses.
+pub fn run(service: impl Service + Sync, listeners: Vec<Listener>) -> Result<i32, Error> {
+    arbiter::Arbiter::new(service, listeners)?.run()
+}
+
+/// `--single-process`: runs [`Service::boot_worker`] on this thread, without fork.
+///
+/// TERM stops gracefully (the service drains; exit after `graceful_timeout` at the latest),
+/// INT/QUIT quickly (one second), USR1 reopens logs; HUP, TTIN, TTOU and USR2 are ignored.
+/// The [`Monitor`] works as in a worker, its slot in local memory; no one reads heartbeats.
+/// Returns [`exit_code::OK`], or the worker's exit code ([`exit_code::BOOT_FAILED`] when
+/// `boot_worker` failed before `ready()`) after logging why.
+pub fn run_single(service: impl Service + Sync, listeners: Vec<Listener>) -> Result<i32, Error> {
+    single::run_single(service, listeners)
 }
