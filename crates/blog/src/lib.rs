@@ -1,34 +1,113 @@
 //! The pyblogd blog: routes, handlers, storage, Markdown, templates and static files.
 //!
 //! It knows nothing of processes or sockets: [`App`] is an `http::Handler` built once per worker
-//! (after fork) from a [`Config`]. Module map (contract; the implementation adds modules):
-//! - `config` — [`Config`], [`Mode`], database URI parsing.
-//! - `router` — method + path → route, no I/O.
+//! (after fork) from a [`Config`]. Module map:
+//! - `config` — [`Config`], [`Mode`], `DATABASE_URI` parsing ([`DatabaseTarget`]).
+//! - `router` — method + path → `Route`, no I/O.
+//! - `pages` — one handler per route, plus the page/error-page plumbing of [`App`].
+//! - `post_form` — the new/edit form: decoding and the original's validation rules.
+//! - `popular` — the "Popular this week" list, cached per worker for a second.
 //! - `store` — the `Store` trait and its SQLite implementation (r2d2 pool).
 //! - `markdown` — render + highlight + sanitise, once at save time.
 //! - `render` — minijinja environment: embedded templates, directory override.
 //! - `assets` — static files: embedded, directory override, ETag, cache-busting.
+//! - `failure`, `clock`, `escape` — error-to-status mapping, dates, HTML escaping.
 #![forbid(unsafe_code)]
 
+mod assets;
+mod clock;
 mod config;
 mod error;
+mod escape;
+mod failure;
+mod markdown;
+mod pages;
+mod popular;
+mod post_form;
+mod render;
+mod router;
+mod store;
 
 pub use config::{Config, DatabaseTarget, Mode};
 pub use error::Error;
 
-/// The application, one per worker process.
-pub struct App {}
+use assets::Assets;
+use markdown::Markdown;
+use popular::Popular;
+use render::Renderer;
+use std::sync::Arc;
+use store::{SqliteStore, Store};
+
+/// The application, one per worker process, shared by its handler threads.
+pub struct App {
+    mode: Mode,
+    fault_routes: bool,
+    store: Box<dyn Store>,
+    renderer: Renderer,
+    assets: Arc<Assets>,
+    markdown: Markdown,
+    popular: Popular,
+}
 
 impl App {
     /// Opens the database (creating file and schema on first run), loads templates and assets.
+    ///
+    /// Call it in the worker, after fork: it opens database connections and may start the
+    /// connection pool's helper threads.
     pub fn new(config: Config) -> Result<App, Error> {
-        let _ = config;
-        Ok(App {})
+        let store = match &config.database {
+            DatabaseTarget::Sqlite(path) => SqliteStore::open(path).map_err(Error::Database)?,
+        };
+        let assets = Arc::new(Assets::new(&config.static_dir, config.mode).map_err(Error::Static)?);
+        let site_url = config.site_url.as_deref().map(|u| u.trim_end_matches('/'));
+        let renderer = Renderer::new(
+            &config.templates_dir,
+            config.mode,
+            site_url.filter(|u| !u.is_empty()),
+            Arc::clone(&assets),
+        )
+        .map_err(Error::Template)?;
+        Ok(App {
+            mode: config.mode,
+            fault_routes: config.fault_routes,
+            store: Box::new(store),
+            renderer,
+            assets,
+            markdown: Markdown::new(),
+            popular: Popular::default(),
+        })
     }
 }
 
 impl http::Handler for App {
-    fn handle(&self, _req: &http::Request) -> http::Response {
-        http::Response::html(200, "<!doctype html><title>pyblogd</title><p>pyblogd")
+    fn handle(&self, req: &http::Request) -> http::Response {
+        match router::route(&req.method, &req.path, self.fault_routes)
+            .and_then(|route| self.dispatch(route, req))
+        {
+            Ok(response) => response,
+            Err(failure) => self.failure_page(&failure),
+        }
+    }
+
+    fn panic_response(
+        &self,
+        _req: &http::Request,
+        message: &str,
+        backtrace: &str,
+    ) -> http::Response {
+        let trace = (self.mode == Mode::Development).then(|| format!("{message}\n\n{backtrace}"));
+        self.error_page(
+            500,
+            "Something went wrong on our side. It has been logged.",
+            trace,
+        )
+    }
+
+    fn error_response(&self, status: u16, detail: &str) -> http::Response {
+        self.error_page(
+            status,
+            &format!("The request could not be served: {detail}."),
+            None,
+        )
     }
 }

@@ -1,0 +1,164 @@
+//! From a [`Route`] to a response: dispatch, page rendering, and every error page.
+//!
+//! Handlers live in `reading` (home, list, post), `writing` (forms, create, edit, delete) and
+//! `faults` (test routes). They return `Result<Response, Failure>`; `failure_page` is the one
+//! place a `Failure` becomes a status and a page. If the error template itself cannot render,
+//! a hand-written page is served instead: an error page never fails.
+
+mod faults;
+mod reading;
+mod writing;
+
+use crate::escape::escape_html;
+use crate::failure::Failure;
+use crate::router::Route;
+use crate::App;
+use http::{Request, Response};
+use minijinja::{context, Value};
+use serde::Serialize;
+
+/// What the site says about itself where a page has nothing more specific.
+pub(crate) const SITE_DESCRIPTION: &str =
+    "A small blog where developers share what they learn about code, one Markdown post at a time.";
+
+/// Scripts and styles come only from `/static`; images in posts may be remote.
+/// Defence in depth: the sanitiser already keeps scripts out of posts.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' https: http:; \
+     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// The meta tags of one page (the layout turns them into `<title>`, description, canonical,
+/// Open Graph and Twitter tags).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Meta {
+    pub title: String,
+    pub description: String,
+    /// `website` or `article`.
+    pub og_type: &'static str,
+    /// Path (and query) of the canonical URL; joined to `site_url` by the layout.
+    pub path: String,
+    /// ISO 8601, for articles.
+    pub published: Option<String>,
+    pub modified: Option<String>,
+    /// Forms and error pages ask search engines not to index them.
+    pub noindex: bool,
+}
+
+impl Meta {
+    pub fn website(title: &str, description: &str, path: &str) -> Meta {
+        Meta {
+            title: title.to_string(),
+            description: description.to_string(),
+            og_type: "website",
+            path: path.to_string(),
+            published: None,
+            modified: None,
+            noindex: false,
+        }
+    }
+}
+
+impl App {
+    pub(crate) fn dispatch(&self, route: Route, req: &Request) -> Result<Response, Failure> {
+        match route {
+            Route::Home => self.home(),
+            Route::ListPosts => self.list(req),
+            Route::ShowPost(id) => self.show(id),
+            Route::NewPost => self.new_form(),
+            Route::CreatePost => self.create(req),
+            Route::EditPost(id) => self.edit_form(id),
+            Route::UpdatePost(id) => self.update(id, req),
+            Route::ConfirmDelete(id) => self.confirm_delete(id),
+            Route::DeletePost(id) => self.delete(id),
+            Route::Static(path) => self.assets.serve(req, &path).ok_or(Failure::NotFound),
+            Route::Fault(fault) => faults::misbehave(fault, req),
+        }
+    }
+
+    /// Renders `template` into an HTML response with the headers every page carries.
+    pub(crate) fn page(
+        &self,
+        status: u16,
+        template: &str,
+        ctx: Value,
+    ) -> Result<Response, Failure> {
+        let body = self.renderer.render(template, ctx)?;
+        Ok(html(status, body))
+    }
+
+    /// The error page for `failure`, logged at the level it deserves.
+    pub(crate) fn failure_page(&self, failure: &Failure) -> Response {
+        match failure {
+            Failure::Internal(detail) => log::error!("internal error: {detail}"),
+            Failure::Unavailable(detail) => log::warn!("unavailable: {detail}"),
+            _ => {}
+        }
+        let trace = match self.mode {
+            crate::Mode::Development => failure.detail().map(str::to_string),
+            crate::Mode::Production => None,
+        };
+        let response = self.error_page(failure.status(), &failure.message(), trace);
+        match failure {
+            Failure::MethodNotAllowed(allow) => response.with_header("Allow", *allow),
+            Failure::Unavailable(_) => response.with_header("Retry-After", "1"),
+            _ => response,
+        }
+    }
+
+    /// An error page from the template, or a plain one if the template fails.
+    pub(crate) fn error_page(&self, status: u16, message: &str, trace: Option<String>) -> Response {
+        let reason = Response::reason(status);
+        let mut meta = Meta::website(&format!("{status} {reason}"), message, "");
+        meta.noindex = true;
+        let ctx = context! { status, reason, message, trace => trace.clone(), meta => ser(meta) };
+        match self.renderer.render("error.html", ctx) {
+            Ok(body) => html(status, body),
+            Err(err) => {
+                log::error!("error template failed, serving a plain page: {err:#}");
+                html(
+                    status,
+                    plain_error_page(status, reason, message, trace.as_deref()),
+                )
+            }
+        }
+    }
+}
+
+/// A serde value for a template context.
+pub(crate) fn ser<T: Serialize>(value: T) -> Value {
+    Value::from(minijinja::value::Serde(value))
+}
+
+fn html(status: u16, body: String) -> Response {
+    Response::html(status, body)
+        .with_header("Cache-Control", "no-cache")
+        .with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        .with_header("X-Content-Type-Options", "nosniff")
+        .with_header("Referrer-Policy", "strict-origin-when-cross-origin")
+}
+
+/// The last resort: no template, no assets, everything escaped.
+fn plain_error_page(status: u16, reason: &str, message: &str, trace: Option<&str>) -> String {
+    let trace = trace.map_or(String::new(), |t| format!("<pre>{}</pre>", escape_html(t)));
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{status} {reason}</title></head><body><h1>{status} {reason}</h1>\
+         <p>{}</p>{trace}<p><a href=\"/\">Home</a></p></body></html>\n",
+        escape_html(message)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_page_escapes_everything() {
+        let page = plain_error_page(500, "Internal Server Error", "<b>", Some("<script>"));
+        assert!(
+            page.contains("&lt;b&gt;") && page.contains("&lt;script&gt;"),
+            "{page}"
+        );
+        assert!(!page.contains("<script>"), "{page}");
+    }
+}

@@ -1,0 +1,118 @@
+//! The reading side: home, the paginated list of all posts, and a post (which counts a view).
+
+use super::ser;
+use super::{Meta, SITE_DESCRIPTION};
+use crate::failure::Failure;
+use crate::{clock, App};
+use http::{Request, Response};
+use minijinja::context;
+
+/// Posts per list page and in the home page's "Latest posts".
+pub(crate) const PER_PAGE: u32 = 5;
+
+impl App {
+    pub(super) fn home(&self) -> Result<Response, Failure> {
+        let stats = self.store.stats()?;
+        let popular = self.popular.get(self.store.as_ref(), stats, clock::now())?;
+        let latest = self.store.latest(0, PER_PAGE)?;
+        let meta = Meta::website("Home", SITE_DESCRIPTION, "/");
+        let ctx = context! {
+            meta => ser(meta),
+            active => "home",
+            popular => ser(popular.as_slice()),
+            latest => ser(&latest),
+            total => stats.total,
+            has_more => stats.total > u64::from(PER_PAGE),
+        };
+        self.page(200, "home.html", ctx)
+    }
+
+    pub(super) fn list(&self, req: &Request) -> Result<Response, Failure> {
+        let page = requested_page(req)?;
+        let stats = self.store.stats()?;
+        let pages = stats.total.div_ceil(u64::from(PER_PAGE)).max(1);
+        if page > pages {
+            return Err(Failure::NotFound);
+        }
+        let posts = self
+            .store
+            .latest((page - 1) * u64::from(PER_PAGE), PER_PAGE)?;
+        let path = if page == 1 {
+            "/posts".to_string()
+        } else {
+            format!("/posts?page={page}")
+        };
+        let title = if page == 1 {
+            "All posts".to_string()
+        } else {
+            format!("All posts, page {page}")
+        };
+        let description = format!(
+            "Every post on the blog, newest first: {} in all. Page {page} of {pages}.",
+            stats.total
+        );
+        let ctx = context! {
+            meta => ser(Meta::website(&title, &description, &path)),
+            active => "posts",
+            posts => ser(&posts),
+            page,
+            pages,
+            total => stats.total,
+            prev_page => (page > 1).then(|| page - 1),
+            next_page => (page < pages).then(|| page + 1),
+        };
+        self.page(200, "list.html", ctx)
+    }
+
+    pub(super) fn show(&self, id: i64) -> Result<Response, Failure> {
+        let post = match self.store.view(id) {
+            Ok(post) => post,
+            // A locked or read-only database must not hide the post: serve it uncounted.
+            Err(err) if err.is_write_refusal() => {
+                log::warn!("view of post {id} not counted: {err}");
+                self.store.find(id)?
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let post = post.ok_or(Failure::NotFound)?;
+        let summary = &post.summary;
+        let description = if summary.description.is_empty() {
+            format!("A post by {}.", summary.name)
+        } else {
+            summary.description.clone()
+        };
+        let meta = Meta {
+            og_type: "article",
+            published: Some(clock::iso(summary.created_at)),
+            modified: Some(clock::iso(summary.updated_at)),
+            ..Meta::website(&summary.title, &description, &format!("/posts/{id}"))
+        };
+        let ctx = context! {
+            meta => ser(meta),
+            active => "posts",
+            post => ser(&post),
+            edited => summary.updated_at > summary.created_at,
+        };
+        self.page(200, "post.html", ctx)
+    }
+}
+
+/// `?page=N`: absent or not a positive number means page 1; a number too large to be a
+/// page is past the last page (404); bad percent-encoding is a bad request.
+fn requested_page(req: &Request) -> Result<u64, Failure> {
+    let pairs = req
+        .query_pairs()
+        .map_err(|e| Failure::BadRequest(format!("query string: {e}")))?;
+    let Some((_, raw)) = pairs.iter().find(|(k, _)| k == "page") else {
+        return Ok(1);
+    };
+    let raw = raw.trim();
+    if raw.is_empty() || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(1);
+    }
+    match raw.parse::<u64>() {
+        Ok(0) => Ok(1),
+        Ok(n) if n <= u64::MAX / u64::from(PER_PAGE) => Ok(n),
+        _ => Err(Failure::NotFound),
+    }
+}

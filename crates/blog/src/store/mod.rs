@@ -1,0 +1,98 @@
+//! Where posts live: the [`Store`] trait the handlers use, and the records it returns.
+//!
+//! The trait is small on purpose so a PostgreSQL store can follow the SQLite one
+//! (`sqlite.rs`, schema in `schema.rs`). Write failures are classified here ([`StoreError`]) so
+//! handlers can answer 503 with `Retry-After` for a busy or unwritable database and keep reads
+//! working, without knowing which database is behind the trait.
+
+mod schema;
+mod sqlite;
+
+pub(crate) use sqlite::SqliteStore;
+
+use serde::Serialize;
+
+/// A post as lists show it: no Markdown, no HTML (they can be large).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct PostSummary {
+    pub id: i64,
+    pub title: String,
+    pub name: String,
+    /// Plain text of the post's start, for listings and meta descriptions.
+    pub description: String,
+    /// Unix seconds, UTC.
+    pub created_at: i64,
+    /// Unix seconds, UTC; equal to `created_at` until the first edit.
+    pub updated_at: i64,
+    pub view_count: i64,
+}
+
+/// A whole post: the summary plus the Markdown source and its sanitised HTML.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Post {
+    #[serde(flatten)]
+    pub summary: PostSummary,
+    pub markdown: String,
+    /// Rendered, highlighted and sanitised when the post was saved.
+    pub html: String,
+}
+
+/// What a create or an edit writes: validated input plus what was rendered from it.
+#[derive(Debug, Clone)]
+pub(crate) struct Draft {
+    pub title: String,
+    pub name: String,
+    pub markdown: String,
+    pub html: String,
+    pub description: String,
+}
+
+/// Cheap facts about the whole table, kept up to date by the database itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stats {
+    /// Number of posts.
+    pub total: u64,
+    /// Bumped by every create, edit and delete (not by views): a cache stamp.
+    pub generation: u64,
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum StoreError {
+    /// The database stayed locked by other writers past the busy timeout: try again soon.
+    #[error("database busy: {0}")]
+    Busy(String),
+    /// The database refuses writes (read-only file or filesystem, disk full); reads still work.
+    #[error("database not writable: {0}")]
+    Unwritable(String),
+    /// Anything else (corruption, I/O errors, bugs).
+    #[error("database error: {0}")]
+    Failed(String),
+}
+
+impl StoreError {
+    /// `true` when the failure is temporary or write-only, so a page may still be served.
+    pub fn is_write_refusal(&self) -> bool {
+        matches!(self, StoreError::Busy(_) | StoreError::Unwritable(_))
+    }
+}
+
+/// The operations the blog needs. Implementations are shared by all handler threads.
+pub(crate) trait Store: Send + Sync {
+    /// Inserts a post created at `now` (unix seconds) and returns its id.
+    fn create(&self, draft: &Draft, now: i64) -> Result<i64, StoreError>;
+    /// Replaces a post's content, keeping `created_at`; `false` when there is no such post.
+    fn update(&self, id: i64, draft: &Draft, now: i64) -> Result<bool, StoreError>;
+    /// Deletes a post; `false` when there was none.
+    fn delete(&self, id: i64) -> Result<bool, StoreError>;
+    /// Reads a post without counting a view.
+    fn find(&self, id: i64) -> Result<Option<Post>, StoreError>;
+    /// Counts one view atomically and returns the post including that view.
+    fn view(&self, id: i64) -> Result<Option<Post>, StoreError>;
+    /// Newest first, skipping `offset` posts.
+    fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError>;
+    /// The most viewed posts created after `since` (unix seconds), most viewed first.
+    fn popular_since(&self, since: i64, limit: u32) -> Result<Vec<PostSummary>, StoreError>;
+    /// Post count and change generation, in O(1).
+    fn stats(&self) -> Result<Stats, StoreError>;
+}

@@ -1,0 +1,116 @@
+//! The SQLite schema, its migrations, and the settings every connection gets.
+//!
+//! Migrations are numbered by `PRAGMA user_version` and applied inside `BEGIN IMMEDIATE`, so
+//! when N freshly forked workers open a new file at once exactly one creates the schema and the
+//! others wait on the busy timeout, then find it done. A database already at the current
+//! version is only read, so a read-only file still opens and serves pages.
+
+use r2d2_sqlite::rusqlite::{Connection, TransactionBehavior};
+use std::time::Duration;
+
+/// How long a connection waits for another writer before giving up with SQLITE_BUSY.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings applied to every connection when it is opened.
+///
+/// `synchronous = NORMAL` in WAL mode syncs only at checkpoints: a committed transaction
+/// survives the process being killed (even `kill -9`: the WAL is in the OS page cache and
+/// SQLite replays it on the next open), but the last commits may be lost on power loss or a
+/// kernel crash. That is the usual trade for a blog; use FULL to survive power loss at the
+/// cost of one fsync per write (every view is a write).
+const CONNECTION_PRAGMAS: &str = "
+    PRAGMA foreign_keys = ON;
+    PRAGMA synchronous = NORMAL;
+    PRAGMA temp_store = MEMORY;
+";
+
+/// Each entry moves the schema from version `index` to `index + 1`.
+///
+/// Column order matters: the small columns come first and `markdown`/`html` last, so lists and
+/// the popular query read a row's leading bytes without touching overflow pages.
+/// `post_stats` holds the post count and a change generation, maintained by triggers, so list
+/// pages never `COUNT(*)` (O(n) in SQLite) and caches can tell when posts changed. The edit
+/// trigger names its columns so that view-count updates do not bump the generation.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE posts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        view_count  INTEGER NOT NULL DEFAULT 0 CHECK (view_count >= 0),
+        title       TEXT NOT NULL,
+        name        TEXT NOT NULL,
+        description TEXT NOT NULL,
+        markdown    TEXT NOT NULL,
+        html        TEXT NOT NULL
+    );
+    CREATE INDEX posts_by_created_at ON posts (created_at);
+    CREATE TABLE post_stats (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        total      INTEGER NOT NULL,
+        generation INTEGER NOT NULL
+    );
+    INSERT INTO post_stats (id, total, generation) VALUES (1, 0, 0);
+    CREATE TRIGGER posts_count_insert AFTER INSERT ON posts BEGIN
+        UPDATE post_stats SET total = total + 1, generation = generation + 1 WHERE id = 1;
+    END;
+    CREATE TRIGGER posts_count_delete AFTER DELETE ON posts BEGIN
+        UPDATE post_stats SET total = total - 1, generation = generation + 1 WHERE id = 1;
+    END;
+    CREATE TRIGGER posts_edit AFTER UPDATE OF title, name, description, markdown, html, created_at
+    ON posts BEGIN
+        UPDATE post_stats SET generation = generation + 1 WHERE id = 1;
+    END;
+"];
+
+/// Applies the per-connection settings.
+pub(crate) fn configure(conn: &Connection) -> Result<(), r2d2_sqlite::rusqlite::Error> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch(CONNECTION_PRAGMAS)?;
+    // Enough for every statement the store prepares, so each is parsed once per connection.
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(())
+}
+
+/// Brings the database to the current schema version, creating it on first run.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<(), String> {
+    let latest = MIGRATIONS.len() as i64;
+    let current = user_version(conn)?;
+    if current > latest {
+        return Err(format!(
+            "schema version {current} is newer than this pyblogd understands ({latest}); \
+             upgrade pyblogd"
+        ));
+    }
+    if current == latest {
+        return Ok(());
+    }
+    // WAL lets readers run while one writer commits; the setting is stored in the file.
+    // It cannot change inside a transaction, so it is set first (idempotent if a racing
+    // worker already did).
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(|e| format!("cannot enable WAL: {e}"))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("cannot enable WAL (journal mode stays {mode:?})"));
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| format!("cannot lock for migration: {e}"))?;
+    // Re-read under the write lock: another worker may have migrated while we waited.
+    let current = user_version(&tx)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        tx.execute_batch(sql)
+            .map_err(|e| format!("migration to version {} failed: {e}", index + 1))?;
+    }
+    tx.pragma_update(None, "user_version", latest)
+        .map_err(|e| format!("cannot record schema version: {e}"))?;
+    tx.commit()
+        .map_err(|e| format!("cannot commit migration: {e}"))?;
+    log::info!("database schema migrated from version {current} to {latest}");
+    Ok(())
+}
+
+fn user_version(conn: &Connection) -> Result<i64, String> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(|e| e.to_string())
+}

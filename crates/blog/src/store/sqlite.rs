@@ -1,0 +1,340 @@
+//! The SQLite [`Store`]: one r2d2 pool per worker, prepared statements cached per connection.
+//!
+//! Writes from this process's threads queue on `write_gate` first: SQLite lets one writer in
+//! at a time anyway, and a mutex hands the turn over in microseconds where SQLite's busy
+//! handler would sleep for milliseconds. Writers in other workers still meet on SQLite's
+//! lock and wait up to the busy timeout. A view is a single `UPDATE … RETURNING`, so the
+//! increment and the read are one atomic statement and no view is lost or counted twice.
+
+use super::schema;
+use super::{Draft, Post, PostSummary, Stats, Store, StoreError};
+use r2d2_sqlite::rusqlite::{self, params, Connection, ErrorCode, OpenFlags, Row};
+use r2d2_sqlite::SqliteConnectionManager;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Enough connections for every handler thread of a worker; they are opened lazily.
+const POOL_SIZE: u32 = 16;
+
+const SUMMARY_COLUMNS: &str = "id, title, name, description, created_at, updated_at, view_count";
+
+pub(crate) struct SqliteStore {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    write_gate: Mutex<()>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`, then builds the pool.
+    /// Errors read `cannot open /abs/path/blog.db: <why>`.
+    pub fn open(path: &Path) -> Result<SqliteStore, String> {
+        let shown = absolute(path);
+        let fail = |why: String| format!("cannot open {}: {why}", shown.display());
+        if let Some(parent) = shown.parent() {
+            if !parent.is_dir() {
+                return Err(fail(format!(
+                    "directory {} does not exist",
+                    parent.display()
+                )));
+            }
+        }
+        // No SQLITE_OPEN_URI: a file named `file:…` is a file, not a URI with options.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
+        schema::configure(&conn).map_err(|e| fail(e.to_string()))?;
+        schema::migrate(&mut conn).map_err(fail)?;
+        drop(conn);
+
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(flags)
+            .with_init(|conn| schema::configure(conn));
+        // `build_unchecked`: the file was just opened successfully, and `build` would block
+        // for the whole connection timeout retrying if it could not.
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            .connection_timeout(schema::BUSY_TIMEOUT)
+            .build_unchecked(manager);
+        Ok(SqliteStore {
+            pool,
+            write_gate: Mutex::new(()),
+        })
+    }
+
+    fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, StoreError> {
+        self.pool
+            .get()
+            .map_err(|e| StoreError::Busy(format!("no database connection available: {e}")))
+    }
+
+    /// Runs a write with this process's other writers held back.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn()?;
+        // The gate guards no data, so a panic while holding it leaves nothing inconsistent.
+        let _turn = self.write_gate.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(classify)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.conn()?;
+        f(&conn).map_err(classify)
+    }
+}
+
+impl Store for SqliteStore {
+    fn create(&self, draft: &Draft, now: i64) -> Result<i64, StoreError> {
+        self.write(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO posts (created_at, updated_at, view_count, title, name, description,
+                                    markdown, html)
+                 VALUES (?1, ?1, 0, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            stmt.execute(params![
+                now,
+                draft.title,
+                draft.name,
+                draft.description,
+                draft.markdown,
+                draft.html
+            ])?;
+            Ok(conn.last_insert_rowid())
+        })
+    }
+
+    fn update(&self, id: i64, draft: &Draft, now: i64) -> Result<bool, StoreError> {
+        self.write(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE posts SET title = ?2, name = ?3, description = ?4, markdown = ?5,
+                                  html = ?6, updated_at = ?7
+                 WHERE id = ?1",
+            )?;
+            let changed = stmt.execute(params![
+                id,
+                draft.title,
+                draft.name,
+                draft.description,
+                draft.markdown,
+                draft.html,
+                now
+            ])?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn delete(&self, id: i64) -> Result<bool, StoreError> {
+        self.write(|conn| {
+            let mut stmt = conn.prepare_cached("DELETE FROM posts WHERE id = ?1")?;
+            Ok(stmt.execute([id])? == 1)
+        })
+    }
+
+    fn find(&self, id: i64) -> Result<Option<Post>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {SUMMARY_COLUMNS}, markdown, html FROM posts WHERE id = ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query([id])?;
+            rows.next()?.map(post_from_row).transpose()
+        })
+    }
+
+    fn view(&self, id: i64) -> Result<Option<Post>, StoreError> {
+        self.write(|conn| {
+            let sql = format!(
+                "UPDATE posts SET view_count = view_count + 1 WHERE id = ?1
+                 RETURNING {SUMMARY_COLUMNS}, markdown, html"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query([id])?;
+            let post = rows.next()?.map(post_from_row).transpose()?;
+            // Step to the end: the implicit transaction commits there, and a failed commit
+            // must surface as an error rather than vanish in the statement reset.
+            while rows.next()?.is_some() {}
+            Ok(post)
+        })
+    }
+
+    fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError> {
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            // Walks the created_at index backwards (rowid breaks ties), never sorts the table.
+            let sql = format!(
+                "SELECT {SUMMARY_COLUMNS} FROM posts
+                 ORDER BY created_at DESC, id DESC LIMIT ?1 OFFSET ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![limit, offset], summary_from_row)?;
+            rows.collect()
+        })
+    }
+
+    fn popular_since(&self, since: i64, limit: u32) -> Result<Vec<PostSummary>, StoreError> {
+        self.read(|conn| {
+            // Range scan over the created_at index; the sort touches only last week's posts.
+            let sql = format!(
+                "SELECT {SUMMARY_COLUMNS} FROM posts WHERE created_at > ?1
+                 ORDER BY view_count DESC, created_at DESC, id DESC LIMIT ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![since, limit], summary_from_row)?;
+            rows.collect()
+        })
+    }
+
+    fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT total, generation FROM post_stats WHERE id = 1")?;
+            stmt.query_row([], |row| {
+                Ok(Stats {
+                    total: row.get::<_, i64>(0)?.max(0) as u64,
+                    generation: row.get::<_, i64>(1)?.max(0) as u64,
+                })
+            })
+        })
+    }
+}
+
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<PostSummary> {
+    Ok(PostSummary {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        name: row.get(2)?,
+        description: row.get(3)?,
+        created_at: row.get(4)?,
+        updated_at: row.get(5)?,
+        view_count: row.get(6)?,
+    })
+}
+
+fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
+    Ok(Post {
+        summary: summary_from_row(row)?,
+        markdown: row.get(7)?,
+        html: row.get(8)?,
+    })
+}
+
+/// Sorts SQLite's failures into what a handler can act on.
+fn classify(err: rusqlite::Error) -> StoreError {
+    let message = err.to_string();
+    match err.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy(message),
+        Some(ErrorCode::ReadOnly | ErrorCode::DiskFull) => StoreError::Unwritable(message),
+        _ => StoreError::Failed(message),
+    }
+}
+
+/// The path as an operator should read it in an error: absolute, against the working dir.
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn draft(title: &str) -> Draft {
+        Draft {
+            title: title.to_string(),
+            name: "ann".to_string(),
+            markdown: "body".to_string(),
+            html: "<p>body</p>".to_string(),
+            description: "body".to_string(),
+        }
+    }
+
+    #[test]
+    fn stats_follow_creates_edits_and_deletes_but_not_views() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("b.db")).unwrap();
+        let zero = store.stats().unwrap();
+        assert_eq!(zero.total, 0);
+        let id = store.create(&draft("one"), 100).unwrap();
+        let one = store.stats().unwrap();
+        assert_eq!(one.total, 1);
+        assert!(one.generation > zero.generation);
+        store.view(id).unwrap().unwrap();
+        assert_eq!(
+            store.stats().unwrap(),
+            one,
+            "a view must not bump the generation"
+        );
+        assert!(store.update(id, &draft("uno"), 200).unwrap());
+        assert!(store.stats().unwrap().generation > one.generation);
+        assert!(store.delete(id).unwrap());
+        assert_eq!(store.stats().unwrap().total, 0);
+        assert!(!store.delete(id).unwrap());
+        assert!(!store.update(id, &draft("x"), 300).unwrap());
+    }
+
+    #[test]
+    fn list_queries_use_the_index_not_a_sort_of_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        let _store = SqliteStore::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+        };
+        let latest = plan(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM posts ORDER BY created_at DESC, id DESC LIMIT 5 OFFSET 10"
+        ));
+        assert!(latest.contains("posts_by_created_at"), "{latest}");
+        assert!(!latest.contains("TEMP B-TREE"), "{latest}");
+        let popular = plan(&format!(
+            "SELECT {SUMMARY_COLUMNS} FROM posts WHERE created_at > 5 \
+             ORDER BY view_count DESC, created_at DESC, id DESC LIMIT 5"
+        ));
+        assert!(
+            popular.contains("posts_by_created_at (created_at>?)"),
+            "{popular}"
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_or_a_corrupt_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope").join("b.db");
+        let err = SqliteStore::open(&missing).err().unwrap();
+        assert!(
+            err.starts_with(&format!("cannot open {}", missing.display())),
+            "{err}"
+        );
+        assert!(err.contains("does not exist"), "{err}");
+
+        let junk = dir.path().join("junk.db");
+        std::fs::write(&junk, vec![b'x'; 8192]).unwrap();
+        let err = SqliteStore::open(&junk).err().unwrap();
+        assert!(err.contains("not a database"), "{err}");
+    }
+
+    #[test]
+    fn a_held_write_lock_makes_writes_busy_but_reads_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let id = store.create(&draft("one"), 100).unwrap();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let err = store.create(&draft("two"), 101).unwrap_err();
+        assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
+        assert!(started.elapsed() >= schema::BUSY_TIMEOUT - Duration::from_millis(500));
+        assert!(store.find(id).unwrap().is_some());
+        blocker.execute_batch("ROLLBACK").unwrap();
+        assert!(store.create(&draft("two"), 101).is_ok());
+    }
+}
