@@ -7,8 +7,9 @@
 //! Auto-escaping is on for every `.html` template.
 
 use crate::assets::Assets;
+use crate::escape::escape_html;
 use crate::{clock, Mode};
-use minijinja::{Environment, ErrorKind, TemplateSource, UndefinedBehavior, Value};
+use minijinja::{AutoEscape, Environment, ErrorKind, TemplateSource, UndefinedBehavior, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -49,6 +50,7 @@ impl Renderer {
         // `meta.title` on a context without `meta` renders empty instead of failing the
         // page: overridden templates and error pages stay forgiving.
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        env.set_formatter(format_value);
         env.add_filter("ago", |ts: i64| clock::ago(ts, clock::now()));
         env.add_filter("isotime", clock::iso);
         env.add_filter("exacttime", clock::exact);
@@ -79,6 +81,21 @@ impl Renderer {
 
     pub fn render(&self, name: &str, context: Value) -> Result<String, minijinja::Error> {
         self.env.get_template(name)?.render(context)
+    }
+}
+
+/// Escapes strings like minijinja does, except that `/` stays `/`: URLs and paths in
+/// attributes (canonical links, `og:url`, asset links) read as themselves in the page source.
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &mut minijinja::State,
+    value: &Value,
+) -> Result<(), minijinja::Error> {
+    match value.as_str() {
+        Some(text) if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() => out
+            .write_str(&escape_html(text))
+            .map_err(minijinja::Error::from),
+        _ => minijinja::escape_formatter(out, state, value),
     }
 }
 

@@ -1,0 +1,174 @@
+//! The database as an operator meets it: created on first run, shared by workers that start
+//! together, clear errors when it cannot be opened, 503 when it is locked.
+
+mod common;
+
+use blog::{App, DatabaseTarget, Error};
+use common::{body, config_in, Blog};
+use std::sync::{Arc, Barrier};
+
+#[test]
+fn a_fresh_database_is_created_with_its_schema_on_first_run() {
+    let blog = Blog::new();
+    assert!(blog.db_path().is_file());
+    let conn = blog.sql();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('posts')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for column in [
+        "id",
+        "title",
+        "name",
+        "markdown",
+        "html",
+        "created_at",
+        "updated_at",
+        "view_count",
+    ] {
+        assert!(
+            columns.iter().any(|c| c == column),
+            "{column} in {columns:?}"
+        );
+    }
+    assert_eq!(blog.get("/").status, 200);
+}
+
+#[test]
+fn apps_started_together_on_one_new_file_all_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let start = Arc::new(Barrier::new(4));
+    let apps: Vec<App> = (0..4)
+        .map(|_| {
+            let start = Arc::clone(&start);
+            let config = config_in(&path);
+            std::thread::spawn(move || {
+                start.wait();
+                App::new(config)
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap().unwrap())
+        .collect();
+    let form = [("title", "shared"), ("name", "n"), ("content", "c")];
+    let res = http::Handler::handle(&apps[0], &common::form_request("/posts", &form));
+    assert_eq!(res.status, 303);
+    let location = res.header("Location").unwrap();
+    for app in &apps {
+        let page = http::Handler::handle(app, &common::request("GET", location, &[], vec![]));
+        assert_eq!(page.status, 200);
+    }
+    let views = total_views(&path.join("blog.db"));
+    assert_eq!(views, 4);
+}
+
+fn total_views(path: &std::path::Path) -> i64 {
+    let conn = r2d2_sqlite::rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT SUM(view_count) FROM posts", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn unusable_databases_fail_to_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path());
+    let missing = dir.path().join("no/such/dir/blog.db");
+    config.database = DatabaseTarget::Sqlite(missing.clone());
+    match App::new(config.clone()) {
+        Err(Error::Database(message)) => {
+            assert!(
+                message.starts_with(&format!("cannot open {}", missing.display())),
+                "{message}"
+            );
+        }
+        other => panic!("expected a database error, got {:?}", other.err()),
+    }
+    let corrupt = dir.path().join("corrupt.db");
+    std::fs::write(
+        &corrupt,
+        b"this is not an SQLite database, just some text".repeat(200),
+    )
+    .unwrap();
+    config.database = DatabaseTarget::Sqlite(corrupt.clone());
+    match App::new(config) {
+        Err(Error::Database(message)) => {
+            assert!(
+                message.contains(&corrupt.display().to_string()),
+                "{message}"
+            );
+            assert!(message.contains("not a database"), "{message}");
+        }
+        other => panic!("expected a database error, got {:?}", other.err()),
+    }
+}
+
+#[test]
+fn a_relative_path_is_relative_to_the_working_directory() {
+    assert_eq!(
+        DatabaseTarget::parse("sqlite:///data/blog.db").unwrap(),
+        DatabaseTarget::Sqlite("data/blog.db".into())
+    );
+    assert!(DatabaseTarget::parse("postgresql://localhost/blog").is_err());
+}
+
+#[test]
+fn a_locked_database_answers_503_keeps_the_form_and_still_serves_reads() {
+    let blog = Arc::new(Blog::new());
+    let id = blog.create("Readable", "n", "c");
+    let blocker = blog.sql();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+    let writer = {
+        let blog = Arc::clone(&blog);
+        std::thread::spawn(move || {
+            blog.post(
+                "/posts",
+                &[
+                    ("title", "Kept title"),
+                    ("name", "n"),
+                    ("content", "Kept body"),
+                ],
+            )
+        })
+    };
+    let reader = {
+        let blog = Arc::clone(&blog);
+        std::thread::spawn(move || blog.get(&format!("/posts/{id}")))
+    };
+    let res = writer.join().unwrap();
+    assert_eq!(res.status, 503);
+    assert_eq!(res.header("Retry-After"), Some("1"));
+    let html = body(&res);
+    assert!(
+        html.contains("value=\"Kept title\"") && html.contains("Kept body"),
+        "{html}"
+    );
+    let page = reader.join().unwrap();
+    assert_eq!(
+        page.status, 200,
+        "a view that cannot be counted is still served"
+    );
+    assert!(body(&page).contains("Readable"));
+    blocker.execute_batch("ROLLBACK").unwrap();
+
+    // Deleting while locked is a 503 page too.
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let res = blog.post(&format!("/posts/{id}/delete"), &[]);
+    assert_eq!(res.status, 503);
+    assert_eq!(res.header("Retry-After"), Some("1"));
+    blocker.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(blog.get(&format!("/posts/{id}")).status, 200);
+}
