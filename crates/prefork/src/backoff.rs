@@ -46,7 +46,7 @@ impl Backoff {
 
     /// Whether a worker may be spawned at `now`.
     pub(crate) fn may_spawn(&self, now: Instant) -> bool {
-        self.next_at.map_or(true, |at| now >= at)
+        !matches!(self.next_at, Some(at) if now < at)
     }
 
     /// Time left until the next attempt, if one is pending.

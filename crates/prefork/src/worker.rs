@@ -385,7 +385,7 @@ mod tests {
             .map(|seed| with_jitter(Some(100), 10, seed).unwrap())
             .collect();
         assert!(values.iter().all(|v| (100..=110).contains(v)));
-        assert!(values.iter().any(|&v| v == 100) && values.iter().any(|&v| v == 110));
+        assert!(values.contains(&100) && values.contains(&110));
         assert!(with_jitter(Some(u64::MAX), u64::MAX, 3).is_some());
     }
 
