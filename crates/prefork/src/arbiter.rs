@@ -7,7 +7,7 @@
 
 use crate::backoff::Backoff;
 use crate::pidfile::Pidfile;
-use crate::protocol::exit_code;
+use crate::protocol::{exit_code, ExitReason};
 use crate::roster::{describe_exit, KillReason, Roster};
 use crate::signals::{name, BlockedSignals, Event, SignalQueue};
 use crate::sys::{fork_single_threaded, Forked};
@@ -30,6 +30,9 @@ const TICK: Duration = Duration::from_secs(1);
 const QUICK_STOP_GRACE: Duration = Duration::from_secs(1);
 /// Workers TTIN may add beyond `--workers`; the table holds two generations of that many.
 const TTIN_HEADROOM: usize = 8;
+/// A booted worker that dies sooner than this counts as a failed boot: without it a worker
+/// that returns right after `ready()` would be respawned in a tight loop.
+const MIN_LIFETIME: Duration = Duration::from_secs(1);
 /// Most task sub-slots per worker; threads beyond are served but not tracked.
 const MAX_TASKS: usize = 1024;
 
@@ -442,6 +445,7 @@ impl<S: Service + Sync> Arbiter<S> {
             return;
         };
         worker.booted |= slot.has_booted();
+        let recycled = slot.exit_reason() == ExitReason::Recycled;
         let message = slot.message();
         let (level, line) = describe_exit(
             &worker,
@@ -458,16 +462,21 @@ impl<S: Service + Sync> Arbiter<S> {
                 worker.killed,
                 Some(KillReason::BootAborted | KillReason::QuickStop)
             );
-        if worker.booted || expected {
+        let lived = worker.spawned_at.elapsed();
+        if expected || (worker.booted && (recycled || lived >= MIN_LIFETIME)) {
             return;
         }
-        // It died before it ever served, and not because we asked it to.
-        let fatal_kind = matches!(
-            status,
-            WaitStatus::Exited(_, exit_code::BOOT_FAILED | exit_code::PANICKED)
-        );
+        // It died before it ever served, or right after (a crash loop), and not because we
+        // asked it to.
+        let fatal_kind = !worker.booted
+            && matches!(
+                status,
+                WaitStatus::Exited(_, exit_code::BOOT_FAILED | exit_code::PANICKED)
+            );
         match self.state {
-            State::Reloading { generation, .. } if worker.generation == generation => {
+            State::Reloading { generation, .. }
+                if !worker.booted && worker.generation == generation =>
+            {
                 self.handle_reload_failed(pid, &message);
             }
             State::Stopping { .. } => {}
@@ -550,11 +559,23 @@ impl<S: Service + Sync> Arbiter<S> {
                 any = true;
             }
         }
+        // Boots work again once a worker started after the last failure has stayed up a while;
+        // older workers prove nothing about the failing dependency.
+        let now = Instant::now();
+        let recovered = self.backoff.is_failing()
+            && self.roster.iter().any(|w| {
+                w.booted
+                    && self.backoff.started_after_failure(w.spawned_at)
+                    && now.saturating_duration_since(w.spawned_at) >= MIN_LIFETIME
+            });
+        if recovered {
+            log::info!("Workers boot again");
+            self.backoff.reset();
+        }
         if !any {
             return;
         }
         self.ever_booted = true;
-        self.backoff.reset();
         if !self.announced_ready && self.roster.ready_count(self.generation) >= self.wanted {
             self.announced_ready = true;
             let pid = self.pid.as_raw().unsigned_abs();

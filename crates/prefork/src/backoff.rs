@@ -13,6 +13,7 @@ const MAX_DELAY: Duration = Duration::from_secs(10);
 pub(crate) struct Backoff {
     failures: u32,
     next_at: Option<Instant>,
+    last_failure: Option<Instant>,
 }
 
 impl Backoff {
@@ -30,13 +31,19 @@ impl Backoff {
         self.failures = self.failures.saturating_add(1);
         let delay = Backoff::delay(self.failures);
         self.next_at = Some(now + delay);
+        self.last_failure = Some(now);
         delay
+    }
+
+    /// Whether a worker spawned at `spawned` was started after the last failure, so its
+    /// success says the cause is gone.
+    pub(crate) fn started_after_failure(&self, spawned: Instant) -> bool {
+        self.last_failure.is_some_and(|failed| spawned > failed)
     }
 
     /// A worker booted: spawn freely again.
     pub(crate) fn reset(&mut self) {
-        self.failures = 0;
-        self.next_at = None;
+        *self = Backoff::default();
     }
 
     /// Whether boots are failing (then workers are started one at a time).
@@ -79,6 +86,8 @@ mod tests {
         assert!(backoff.may_spawn(start + Duration::from_millis(100)));
         assert_eq!(backoff.record_failure(start), Duration::from_millis(200));
         assert_eq!(backoff.remaining(start), Some(Duration::from_millis(200)));
+        assert!(!backoff.started_after_failure(start));
+        assert!(backoff.started_after_failure(start + Duration::from_millis(1)));
         backoff.reset();
         assert!(backoff.may_spawn(start) && !backoff.is_failing());
         assert_eq!(backoff.remaining(start), None);

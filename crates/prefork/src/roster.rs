@@ -32,6 +32,7 @@ pub(crate) struct Worker {
     pub(crate) generation: u64,
     /// Spawn order: the smallest is the oldest (TTOU retires it).
     pub(crate) seq: u64,
+    pub(crate) spawned_at: Instant,
     /// When it was sent TERM to drain.
     pub(crate) retiring_since: Option<Instant>,
     pub(crate) killed: Option<KillReason>,
@@ -54,6 +55,7 @@ impl Roster {
             slot,
             generation,
             seq: self.next_seq,
+            spawned_at: Instant::now(),
             retiring_since: None,
             killed: None,
             booted: false,
@@ -318,6 +320,25 @@ mod tests {
         let stuck = w.overdue(&slot, now, 13_500, timeout, graceful);
         assert!(
             matches!(stuck, Some(KillReason::Timeout { on, .. }) if on == "stuck for 3s on GET /hang")
+        );
+    }
+
+    #[test]
+    fn a_hanging_boot_times_out_too() {
+        let table = WorkerTable::local(1, 1);
+        let slot = table.slot(0).unwrap();
+        slot.claim(1, 1_000); // booting since 1 s; it never calls ready() nor heartbeat()
+        let w = worker();
+        let timeout = Some(Duration::from_secs(5));
+        let graceful = Duration::from_secs(30);
+        assert_eq!(
+            w.overdue(&slot, Instant::now(), 5_000, timeout, graceful),
+            None
+        );
+        let verdict = w.overdue(&slot, Instant::now(), 7_000, timeout, graceful);
+        assert!(
+            matches!(&verdict, Some(KillReason::Timeout { on, .. }) if on == "no heartbeat for 6s while booting"),
+            "{verdict:?}"
         );
     }
 

@@ -248,6 +248,34 @@ fn a_worker_that_cannot_boot_at_start_stops_the_master_with_its_message() {
 }
 
 #[test]
+fn boot_failures_after_a_good_start_are_retried_with_growing_delays() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("boot-fails");
+    let server = Server::start_with_env(&["-w", "1"], &[("DEMO_BOOT_FAIL_FILE", &marker)]);
+    let worker = server.serving_pid();
+    std::fs::write(&marker, "").unwrap();
+    kill(Pid::from_raw(worker), Signal::SIGKILL).unwrap();
+    server.wait_for_log("Booting the next worker in 0.4s");
+    let log = server.log();
+    let delays: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.split("Booting the next worker in ").nth(1))
+        .collect();
+    assert_eq!(&delays[..3], ["0.1s", "0.2s", "0.4s"], "log:\n{log}");
+    // One boot attempt per delay, never a loop.
+    let failed = log.matches("failed to boot: demo boot failure").count();
+    assert!(
+        (3..=4).contains(&failed),
+        "{failed} failed boots; log:\n{log}"
+    );
+    std::fs::remove_file(&marker).unwrap();
+    let replacement = server.serving_pid();
+    assert_ne!(replacement, worker);
+    server.wait_for_log("Workers boot again");
+    assert!(is_running(server.pid));
+}
+
+#[test]
 fn a_hung_task_is_killed_naming_its_request_and_replaced() {
     let server = Server::start(&["-w", "1", "--timeout", "2"]);
     let worker = server.serving_pid();
