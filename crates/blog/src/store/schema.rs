@@ -84,15 +84,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), String> {
     if current == latest {
         return Ok(());
     }
-    // WAL lets readers run while one writer commits; the setting is stored in the file.
-    // It cannot change inside a transaction, so it is set first (idempotent if a racing
-    // worker already did).
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(|e| format!("cannot enable WAL: {e}"))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("cannot enable WAL (journal mode stays {mode:?})"));
-    }
+    enable_wal(conn)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| format!("cannot lock for migration: {e}"))?;
@@ -106,8 +98,42 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), String> {
         .map_err(|e| format!("cannot record schema version: {e}"))?;
     tx.commit()
         .map_err(|e| format!("cannot commit migration: {e}"))?;
-    log::info!("database schema migrated from version {current} to {latest}");
+    if current < latest {
+        log::info!("database schema migrated from version {current} to {latest}");
+    }
     Ok(())
+}
+
+/// Switches the file to WAL, which lets readers run while one writer commits (the setting is
+/// stored in the file, so this is idempotent when a racing worker already did it).
+///
+/// The switch needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without its
+/// busy handler, when workers started together hold shared locks on the new file. So it is
+/// retried here for up to the busy timeout, with short growing pauses.
+fn enable_wal(conn: &Connection) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| {
+            row.get::<_, String>(0)
+        }) {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            Ok(mode) => return Err(format!("cannot enable WAL (journal mode stays {mode:?})")),
+            Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(e) => return Err(format!("cannot enable WAL: {e}")),
+        }
+    }
+}
+
+fn is_busy(e: &r2d2_sqlite::rusqlite::Error) -> bool {
+    use r2d2_sqlite::rusqlite::ErrorCode;
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 fn user_version(conn: &Connection) -> Result<i64, String> {
