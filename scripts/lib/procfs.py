@@ -125,3 +125,32 @@ def stop_tree(pid: int, grace: float = 15.0) -> None:
     for p in family:
         if is_running(p):
             signal_pid(p, signal.SIGKILL)
+
+
+def pids_with_argument(fragment: str) -> set[int]:
+    """Running processes with `fragment` in one of their arguments. The scripts pass their own
+    unique temporary directory, so that cleanup finds the workers of a master that died
+    without taking them along, and nothing else."""
+    found: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if any(fragment.encode() in a for a in args) and is_running(int(entry)):
+            found.add(int(entry))
+    return found
+
+
+def stop_all_with_argument(fragment: str, grace: float = 15.0) -> None:
+    """TERM, then KILL after `grace` s, every process that `pids_with_argument` finds."""
+    pids = pids_with_argument(fragment)
+    for p in pids:
+        signal_pid(p, signal.SIGTERM)
+    wait_until(lambda: not any(is_running(p) for p in pids), time.monotonic() + grace, 0.02)
+    for p in pids:
+        if is_running(p):
+            signal_pid(p, signal.SIGKILL)

@@ -9,6 +9,7 @@ Used as a module by `loadtest` and `reload-check`, and as a small command line b
     server.py start-time PORT --log FILE [--runs N] -- PYBLOGD ARGS...
     server.py memory MASTER_PID          (prints JSON: master and worker VmRSS in KiB)
     server.py stop PID                   (TERM, bounded wait, KILL leftovers)
+    server.py stop-all-with DIR          (the same for every process with DIR in its arguments)
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def main() -> int:
     mem.add_argument("pid", type=int)
     stop = sub.add_parser("stop")
     stop.add_argument("pid", type=int)
+    stop_all = sub.add_parser("stop-all-with")
+    stop_all.add_argument("fragment")
     argv = sys.argv[1:]
     command_line: list[str] = []
     if "--" in argv:  # start-time: everything after -- is the server's command line
@@ -141,6 +144,10 @@ def main() -> int:
         print(json.dumps(memory(args.pid)))
     elif args.command == "stop":
         procfs.stop_tree(args.pid)
+    elif args.command == "stop-all-with":
+        if len(args.fragment) < 12:  # a unique temporary directory, never a broad name
+            parser.error("stop-all-with needs a unique temporary path")
+        procfs.stop_all_with_argument(args.fragment)
     return 0
 
 
