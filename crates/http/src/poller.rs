@@ -27,6 +27,9 @@ const HEARTBEAT: Duration = Duration::from_millis(250);
 const STOP_CHECK: Duration = Duration::from_millis(200);
 /// Pause in accepting after running out of descriptors, instead of spinning on EMFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long a connection that has sent nothing yet may still start a request once a drain
+/// has begun.
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
 /// Connections accepted per listener per turn, so one busy listener cannot starve the rest.
 const ACCEPT_BATCH: usize = 64;
 
@@ -50,6 +53,9 @@ pub(crate) struct Poller<'a> {
     stop_fd_quiet_until: Option<Instant>,
     last_heartbeat: Option<Instant>,
     drain_deadline: Option<Instant>,
+    /// Scratch lists of readable connections and listeners, kept to avoid allocating per turn.
+    ready_conns: Vec<usize>,
+    ready_listeners: Vec<usize>,
 }
 
 impl<'a> Poller<'a> {
@@ -68,6 +74,8 @@ impl<'a> Poller<'a> {
             stop_fd_quiet_until: None,
             last_heartbeat: None,
             drain_deadline: None,
+            ready_conns: Vec::new(),
+            ready_listeners: Vec::new(),
         }
     }
 
@@ -99,17 +107,17 @@ impl<'a> Poller<'a> {
                 dispatch.begin_drain(ServeOutcome::Stopped);
             }
             let outcome = dispatch.drain_outcome()?;
+            self.start_drain(now);
             log::info!(
                 "draining ({outcome:?}): {} connections open",
                 dispatch.open.load(Ordering::Relaxed)
             );
-            self.drain_deadline = Some(now + dispatch.config.graceful_timeout);
-            self.listeners.clear();
         }
         let outcome = dispatch.drain_outcome()?;
-        // Idle connections close now; ones mid-request may finish; lingering ones run out.
+        // Keep-alive connections close now; ones mid-request may finish; fresh ones get a
+        // short grace for their first request; lingering ones run out.
         self.conns
-            .retain(|c| c.is_lingering() || !c.reader.is_empty());
+            .retain(|c| c.is_lingering() || !c.reader.is_empty() || c.served == 0);
         if self.conns.is_empty() && dispatch.busy() == 0 {
             self.take_returned(now);
             if self.conns.is_empty() {
@@ -125,6 +133,22 @@ impl<'a> Poller<'a> {
             return Some(outcome);
         }
         None
+    }
+
+    /// Stops accepting. Connections the kernel already accepted are taken first, so a stop
+    /// does not reset clients queued in the backlog; connections that have not sent a byte
+    /// get [`DRAIN_GRACE`] to do so (a browser's idle preconnect must not hold the drain).
+    fn start_drain(&mut self, now: Instant) {
+        self.drain_deadline = Some(now + self.dispatch.config.graceful_timeout);
+        for index in 0..self.listeners.len() {
+            self.accept(index, now);
+        }
+        self.listeners.clear();
+        for conn in &mut self.conns {
+            if conn.served == 0 && conn.reader.is_empty() && !conn.is_lingering() {
+                conn.deadline = conn.deadline.min(now + DRAIN_GRACE);
+            }
+        }
     }
 
     /// Takes connections back from the pool and parks them for their next request.
@@ -220,12 +244,12 @@ impl<'a> Poller<'a> {
         let stop_ready = has_stop_fd && ready(&fds[1]);
         let first_listener = 1 + usize::from(has_stop_fd);
         let first_conn = first_listener + listener_count;
-        let listeners_ready: Vec<usize> = (0..listener_count)
-            .filter(|&i| ready(&fds[first_listener + i]))
-            .collect();
-        let conns_ready: Vec<usize> = (0..self.conns.len())
-            .filter(|&i| ready(&fds[first_conn + i]))
-            .collect();
+        let mut ready_conns = std::mem::take(&mut self.ready_conns);
+        ready_conns.clear();
+        ready_conns.extend((0..self.conns.len()).filter(|&i| ready(&fds[first_conn + i])));
+        let mut ready_listeners = std::mem::take(&mut self.ready_listeners);
+        ready_listeners.clear();
+        ready_listeners.extend((0..listener_count).filter(|&i| ready(&fds[first_listener + i])));
         drop(fds);
 
         if wake_ready {
@@ -235,12 +259,16 @@ impl<'a> Poller<'a> {
             // The descriptor is readable but no stop is asked: do not spin on it.
             self.stop_fd_quiet_until = Some(now + STOP_CHECK);
         }
-        for &i in conns_ready.iter().rev() {
+        // Highest index first: servicing may swap-remove a connection, which only moves one
+        // from the end, whose turn is already over.
+        for &i in ready_conns.iter().rev() {
             self.service(i, now);
         }
-        for i in listeners_ready {
+        self.ready_conns = ready_conns;
+        for &i in &ready_listeners {
             self.accept(i, now);
         }
+        self.ready_listeners = ready_listeners;
         Ok(())
     }
 

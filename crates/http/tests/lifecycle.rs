@@ -70,6 +70,34 @@ fn stop_lets_a_started_upload_finish() {
 }
 
 #[test]
+fn a_fresh_connection_may_still_send_its_first_request_during_a_stop() {
+    let mut server = TestServer::start(support::config());
+    let mut late = server.client();
+    server.control.stop();
+    std::thread::sleep(Duration::from_millis(100)); // a client a little slow to send
+    let reply = late.round_trip(get("/"));
+    assert_eq!(reply.status, 200);
+    assert!(reply.closes());
+    assert_eq!(server.join(), ServeOutcome::Stopped);
+}
+
+#[test]
+fn a_silent_fresh_connection_does_not_hold_the_drain() {
+    let mut server = TestServer::start(support::config());
+    let mut silent = server.client();
+    // Served a request on another connection: the silent one was accepted before it.
+    assert_eq!(server.client().round_trip(get("/")).status, 200);
+    let started = Instant::now();
+    assert_eq!(server.stop(), ServeOutcome::Stopped);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    silent.expect_closed();
+}
+
+#[test]
 fn graceful_timeout_bounds_the_drain() {
     let mut server = TestServer::start(ServerConfig {
         graceful_timeout: Duration::from_millis(300),
