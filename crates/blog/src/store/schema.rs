@@ -10,6 +10,13 @@ use std::time::Duration;
 
 /// How long a connection waits for another writer before giving up with SQLITE_BUSY.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// First retries after a locked database: short, since a view's write holds the lock for
+/// tens of microseconds. SQLite's own busy_timeout handler sleeps 1 ms, 2 ms, 5 ms… which
+/// lets one worker starve the others when every view is a write.
+const QUICK_RETRY: Duration = Duration::from_micros(50);
+const QUICK_RETRIES: u32 = 200;
+/// Later retries: a long writer (a migration, a big import) is waited for politely.
+const SLOW_RETRY: Duration = Duration::from_millis(1);
 
 /// Settings applied to every connection when it is opened.
 ///
@@ -64,11 +71,27 @@ const MIGRATIONS: &[&str] = &["
 
 /// Applies the per-connection settings.
 pub(crate) fn configure(conn: &Connection) -> Result<(), r2d2_sqlite::rusqlite::Error> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_handler(Some(wait_for_writer))?;
     conn.execute_batch(CONNECTION_PRAGMAS)?;
     // Enough for every statement the store prepares, so each is parsed once per connection.
     conn.set_prepared_statement_cache_capacity(32);
     Ok(())
+}
+
+/// SQLite's busy handler: `true` to retry after a pause, `false` to give up with
+/// SQLITE_BUSY after about [`BUSY_TIMEOUT`] in all.
+fn wait_for_writer(attempts_so_far: i32) -> bool {
+    let attempt = u32::try_from(attempts_so_far).unwrap_or(0);
+    let slow_retries = (BUSY_TIMEOUT.as_micros() / SLOW_RETRY.as_micros()) as u32;
+    if attempt < QUICK_RETRIES {
+        std::thread::sleep(QUICK_RETRY);
+        true
+    } else if attempt - QUICK_RETRIES < slow_retries {
+        std::thread::sleep(SLOW_RETRY);
+        true
+    } else {
+        false
+    }
 }
 
 /// Brings the database to the current schema version, creating it on first run.
