@@ -1,10 +1,8 @@
 //! Incremental decoder for `Transfer-Encoding: chunked` request bodies.
 //!
-//! It is fed whatever bytes have arrived and consumes what it can, so the poller can decode a
-//! body trickling in without a thread. It is strict where leniency enables request smuggling:
-//! sizes are hex digits only (overflow-checked, no sign, no whitespace but before `;`), every
-//! line ends in CRLF exactly, and trailers may not carry framing or routing fields. Chunk
-//! extensions are tolerated and ignored; trailers are validated, then discarded.
+//! Fed whatever has arrived, it consumes what it can, so the poller decodes a trickling body
+//! without a thread. Strict where leniency enables smuggling: hex sizes only (overflow-checked),
+//! CRLF exactly, no framing fields in trailers; chunk extensions are tolerated and ignored.
 
 use crate::error::ProtocolError;
 use crate::head::is_token;

@@ -8,9 +8,10 @@
 use crate::reader::{Phase, RequestReader};
 use crate::server::{Limits, ServerConfig};
 use nix::poll::{poll, PollFd, PollFlags};
-use std::io::{self, IoSlice, Read, Write};
+use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
+use std::io::{self, IoSlice, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,11 +42,12 @@ impl Stream {
         }
     }
 
+    /// writev(2) as sendmsg(2) with MSG_NOSIGNAL: a peer that went away must cost an EPIPE,
+    /// never a SIGPIPE, whatever signal dispositions the embedding process has set.
     fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => (&*s).write_vectored(bufs),
-            Stream::Unix(s) => (&*s).write_vectored(bufs),
-        }
+        let fd = self.as_fd().as_raw_fd();
+        sendmsg::<SockaddrStorage>(fd, bufs, &[], MsgFlags::MSG_NOSIGNAL, None)
+            .map_err(io::Error::from)
     }
 
     fn shutdown_write(&self) -> io::Result<()> {

@@ -1,11 +1,9 @@
 //! The hand-off between the poller and the handler threads, and the state they share.
 //!
-//! Complete requests (or requests to refuse) travel to the pool as [`Job`]s through a
-//! mutex-and-condvar queue; connections travel back through a vector plus one byte on a wake
-//! pipe. The byte is written only when the poller is not already due to look
-//! (`wake_pending`), so a busy server does not pay a write(2) per request. The drain state
-//! lives here too: either side may start a drain (a stop, or the request that reaches
-//! `max_requests`), and the first reason wins.
+//! Requests go to the pool as [`Job`]s through a mutex-and-condvar queue; connections come back
+//! through a vector plus one byte on a wake pipe, written only when the poller is not already
+//! due to look, so a busy server skips a write(2) per request. Either side may start a drain
+//! (a stop, or the request that reaches `max_requests`); the first reason wins.
 
 use crate::connection::Connection;
 use crate::error::ProtocolError;

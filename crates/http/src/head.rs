@@ -1,15 +1,15 @@
 //! The request head: httparse for the syntax, then every HTTP/1.1 framing rule on top.
 //!
-//! httparse already refuses whitespace before a colon, obs-fold and control bytes; this module
-//! adds the limits (414/431), the version rule, bare CR/LF strictness, Host, Content-Length,
-//! Transfer-Encoding and Expect checks, and the target decoding. Line endings are CRLF only:
-//! httparse would accept bare LF, but a front proxy may not agree on where such a head ends, so
-//! the head, the chunk lines and the trailers all insist on CRLF alike.
+//! httparse refuses whitespace before a colon, obs-fold and control bytes; this module adds the
+//! limits, the version rule, Host, Content-Length, Transfer-Encoding and Expect. Line endings
+//! are CRLF only: httparse would take bare LF, but a front proxy may not agree on where such a
+//! head ends, so head, chunk lines and trailers all insist on CRLF alike.
 
 use crate::error::ProtocolError;
 use crate::request::Version;
 use crate::server::Limits;
 use crate::target::parse_target;
+use std::mem::MaybeUninit;
 
 /// Request lines are bounded even when `Limits::request_line` is 0 ("unlimited").
 const UNLIMITED_LINE: usize = 64 * 1024;
@@ -62,9 +62,14 @@ pub(crate) fn max_head_len(limits: &Limits) -> usize {
 /// Whether `buf[from..]` may hold the end of a head (an empty line), so parsing is worth trying.
 /// `from` lets a trickling client be scanned once per byte rather than once per read.
 pub(crate) fn may_hold_head_end(buf: &[u8], from: usize) -> bool {
-    let start = from.saturating_sub(2);
-    buf.get(start..).is_some_and(|tail| {
-        tail.windows(2).any(|w| w == b"\n\n") || tail.windows(3).any(|w| w == b"\n\r\n")
+    let Some(tail) = buf.get(from.saturating_sub(2)..) else {
+        return false;
+    };
+    let mut lines = tail.iter().enumerate().filter(|(_, &b)| b == b'\n');
+    lines.any(|(at, _)| match tail.get(at + 1) {
+        Some(b'\n') => true,
+        Some(b'\r') => tail.get(at + 2) == Some(&b'\n'),
+        _ => false,
     })
 }
 
@@ -86,16 +91,19 @@ pub(crate) fn parse_head(
     limits: &Limits,
 ) -> Result<Option<(Head, usize)>, ProtocolError> {
     check_request_line(buf, line_limit(limits))?;
-    let mut stack = [httparse::EMPTY_HEADER; STACK_FIELDS];
+    // Uninitialised slots: httparse writes each one before exposing it, and filling 128 empty
+    // headers per request would cost more than parsing a typical head.
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; STACK_FIELDS];
     let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if limits.request_fields <= STACK_FIELDS {
+    let slots = if limits.request_fields <= STACK_FIELDS {
         &mut stack[..limits.request_fields]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; limits.request_fields];
-        &mut heap
+        heap = Vec::with_capacity(limits.request_fields);
+        heap.resize_with(limits.request_fields, MaybeUninit::uninit);
+        &mut heap[..]
     };
-    let mut req = httparse::Request::new(slots);
-    let len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > max_head_len(limits) => {
             return Err(ProtocolError::HeadTooLarge)

@@ -1,10 +1,9 @@
 //! The poller thread: accepts, reads requests without blocking, enforces deadlines, drains.
 //!
-//! It holds every connection that is not being served: new ones, ones still sending a head or
-//! a body, idle keep-alive ones and ones lingering after their last response. Each turn it
-//! rebuilds one poll(2) set (wake pipe, stop fd, listeners, connections), reads what is ready,
-//! hands complete requests to the pool and closes what ran out of time. Slow clients therefore
-//! cost a descriptor and a buffer here, never a handler thread.
+//! It holds every connection not being served: new, still sending a head or body, idle
+//! keep-alive, lingering after a last response. Each turn it rebuilds one poll(2) set, reads
+//! what is ready, hands complete requests to the pool and closes what ran out of time, so a
+//! slow client costs a descriptor and a buffer, never a handler thread.
 
 use crate::connection::{Connection, OpenSlot, ReadEvent, Stream};
 use crate::dispatch::{drain_wake_pipe, Dispatch, Job};

@@ -1,10 +1,9 @@
 //! The handler threads: run the application on complete requests and write the responses.
 //!
-//! A thread owns a connection from the moment a complete request is handed to it until the
-//! response is written; then it serves the next request if one is already buffered
-//! (pipelining, no round trip through poll), hands the connection back for keep-alive, or
-//! closes it gracefully. The application runs under `catch_unwind`, so a panic costs one 500
-//! and a log line, never the thread.
+//! A thread owns a connection from a complete request until its response is written; then it
+//! serves the next request if one is already buffered (pipelining without a trip through
+//! poll), hands the connection back for keep-alive, or closes it gracefully. The application
+//! runs under `catch_unwind`: a panic costs one 500 and a log line, never the thread.
 
 use crate::access_log::{log_access, AccessEntry};
 use crate::connection::Connection;

@@ -1,10 +1,9 @@
 //! Assembles complete requests from bytes as they arrive, with no I/O of its own.
 //!
 //! The poller reads into [`RequestReader::space`] and calls [`RequestReader::advance`]; a
-//! handler thread calls `advance` alone to find a pipelined request already buffered. Keeping
-//! the state machine free of sockets lets tests feed it arbitrary splits. A Content-Length body
-//! is read straight into its own buffer (never past its end, so pipelined bytes stay put) and
-//! grows only as bytes arrive: a client that announces 1 MiB and sends nothing costs nothing.
+//! handler thread calls `advance` alone to find a pipelined request. A Content-Length body is
+//! read into its own buffer, never past its end, and grows only as bytes arrive: a client that
+//! announces 1 MiB and sends nothing costs nothing.
 
 use crate::chunked::ChunkedDecoder;
 use crate::error::ProtocolError;

@@ -1,10 +1,9 @@
 //! The request target: which forms are accepted and how the path is decoded.
 //!
-//! Origin-form (`/path?query`) is the normal case; absolute-form (`http://host/path`) is accepted
-//! as RFC 9112 requires and reduced to its path; `*` only with OPTIONS (the server answers it
-//! itself). The path is percent-decoded *before* dot-segments are resolved, so `%2e%2e` cannot
-//! sneak past the `..` check; a `..` that would climb above `/` is an error rather than clamped,
-//! because a client that sends one is probing, not browsing.
+//! Origin-form is the normal case; absolute-form is reduced to its path (RFC 9112); `*` only
+//! with OPTIONS, answered by the server. The path is percent-decoded *before* dot-segments are
+//! resolved, so `%2e%2e` cannot sneak past the `..` check; `..` above `/` is refused rather
+//! than clamped, because a client that sends one is probing, not browsing.
 
 use crate::error::ProtocolError;
 use crate::form::percent_byte;

@@ -247,3 +247,14 @@ fn control_hears_what_each_thread_serves() {
             >= 2
     });
 }
+
+#[test]
+fn a_client_leaving_mid_response_does_not_hurt_the_server() {
+    let server = TestServer::start(config());
+    for _ in 0..3 {
+        let mut client = server.client();
+        client.send(get("/big?n=20000000"));
+        drop(client);
+    }
+    assert_eq!(server.client().round_trip(get("/")).status, 200);
+}
