@@ -67,7 +67,7 @@ impl App {
             Arc::clone(&assets),
         )
         .map_err(Error::Template)?;
-        Ok(App {
+        let app = App {
             mode: config.mode,
             fault_routes: config.fault_routes,
             store: Box::new(store),
@@ -75,7 +75,28 @@ impl App {
             assets,
             markdown: Markdown::new(),
             popular: Popular::default(),
-        })
+        };
+        app.render_adopted_posts()?;
+        Ok(app)
+    }
+
+    /// Renders posts adopted from the original PyProject database, which arrive without HTML.
+    /// Workers starting together may render the same post twice; the store keeps the first.
+    fn render_adopted_posts(&self) -> Result<(), Error> {
+        let failed =
+            |e: store::StoreError| Error::Database(format!("rendering adopted posts: {e}"));
+        loop {
+            let batch = self.store.unrendered(100).map_err(failed)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for (id, markdown) in batch {
+                let rendered = self.markdown.render(&markdown);
+                self.store
+                    .set_rendered(id, &rendered.html, &rendered.description)
+                    .map_err(failed)?;
+            }
+        }
     }
 }
 

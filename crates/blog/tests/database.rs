@@ -172,3 +172,55 @@ fn a_locked_database_answers_503_keeps_the_form_and_still_serves_reads() {
     blocker.execute_batch("ROLLBACK").unwrap();
     assert_eq!(blog.get(&format!("/posts/{id}")).status, 200);
 }
+
+#[test]
+fn a_database_of_the_original_pyproject_is_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blog.db");
+    let conn = r2d2_sqlite::rusqlite::Connection::open(&path).unwrap();
+    // The table SQLAlchemy created for the original's `Post` model.
+    conn.execute_batch(
+        "CREATE TABLE posts (
+             id INTEGER NOT NULL, created_at DATETIME NOT NULL, view_count INTEGER NOT NULL,
+             title VARCHAR(100) NOT NULL, name VARCHAR(100) NOT NULL, content TEXT NOT NULL,
+             markdown TEXT NOT NULL, PRIMARY KEY (id));
+         INSERT INTO posts VALUES (3, '2021-08-14 10:20:30.123456', 42, 'Old post', 'srikar',
+             '<p>old html</p>', '# Hello
+
+```python
+print(1)
+```
+');
+         INSERT INTO posts VALUES (7, '2021-09-01 08:00:00.000000', 5, 'Second', 'sv',
+             '<p>b</p>', 'Plain <script>alert(1)</script> text');",
+    )
+    .unwrap();
+    drop(conn);
+
+    let blog = Blog::with(|c| c.database = DatabaseTarget::Sqlite(path.clone()));
+    let page = blog.get("/posts/3");
+    assert_eq!(page.status, 200, "old links keep working");
+    let html = body(&page);
+    assert!(
+        html.contains("<h1>Old post</h1>") && html.contains("srikar"),
+        "{html}"
+    );
+    assert!(
+        html.contains("pre class=\"hl-code\""),
+        "re-rendered with highlighting: {html}"
+    );
+    assert!(html.contains("43 views"), "views carried over: {html}");
+    assert!(
+        html.contains("datetime=\"2021-08-14T10:20:30Z\""),
+        "created time kept: {html}"
+    );
+    assert!(!body(&blog.get("/posts/7")).contains("<script>alert"));
+    assert!(body(&blog.get("/posts")).contains("2 posts"));
+    let id = blog.create("New", "n", "c");
+    assert_eq!(id, 8, "ids continue after the adopted ones");
+    let backup: i64 = r2d2_sqlite::rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM legacy_posts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(backup, 2, "the original table is kept as a backup");
+}

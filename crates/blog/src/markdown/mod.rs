@@ -21,7 +21,7 @@ const DESCRIPTION_CHARS: usize = 160;
 /// What a save stores besides the source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rendered {
-    /// Sanitised HTML, ready to embed.
+    /// Sanitised HTML, ready to embed; never empty.
     pub html: String,
     /// The first ~160 characters of the post's plain text.
     pub description: String,
@@ -150,8 +150,13 @@ impl Markdown {
         }
         let mut html = String::with_capacity(body.len() * 3 / 2);
         pulldown_cmark::html::push_html(&mut html, events.into_iter());
+        let mut html = self.sanitizer.clean(&html);
+        if html.trim().is_empty() {
+            // Empty HTML marks a post still to render (see `Store::unrendered`).
+            html = "<p></p>".to_string();
+        }
         Rendered {
-            html: self.sanitizer.clean(&html),
+            html,
             description: text.finish(),
         }
     }

@@ -5,6 +5,7 @@
 //! handlers can answer 503 with `Retry-After` for a busy or unwritable database and keep reads
 //! working, without knowing which database is behind the trait.
 
+mod legacy;
 mod schema;
 mod sqlite;
 
@@ -95,4 +96,9 @@ pub(crate) trait Store: Send + Sync {
     fn popular_since(&self, since: i64, limit: u32) -> Result<Vec<PostSummary>, StoreError>;
     /// Post count and change generation, in O(1).
     fn stats(&self) -> Result<Stats, StoreError>;
+    /// Up to `limit` posts stored without HTML (adopted from the original PyProject),
+    /// as (id, Markdown).
+    fn unrendered(&self, limit: u32) -> Result<Vec<(i64, String)>, StoreError>;
+    /// Stores the HTML rendered for such a post, unless another worker already did.
+    fn set_rendered(&self, id: i64, html: &str, description: &str) -> Result<(), StoreError>;
 }

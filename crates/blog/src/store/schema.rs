@@ -5,6 +5,7 @@
 //! others wait on the busy timeout, then find it done. A database already at the current
 //! version is only read, so a read-only file still opens and serves pages.
 
+use super::legacy;
 use r2d2_sqlite::rusqlite::{Connection, TransactionBehavior};
 use std::time::Duration;
 
@@ -51,6 +52,7 @@ const MIGRATIONS: &[&str] = &["
         html        TEXT NOT NULL
     );
     CREATE INDEX posts_by_created_at ON posts (created_at);
+    CREATE INDEX posts_unrendered ON posts (id) WHERE html = '';
     CREATE TABLE post_stats (
         id         INTEGER PRIMARY KEY CHECK (id = 1),
         total      INTEGER NOT NULL,
@@ -113,9 +115,14 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), String> {
         .map_err(|e| format!("cannot lock for migration: {e}"))?;
     // Re-read under the write lock: another worker may have migrated while we waited.
     let current = user_version(&tx)?;
+    // Version 0 with a `posts` table: a database of the original PyProject.
+    let adopting = current == 0 && legacy::set_aside(&tx)?;
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
         tx.execute_batch(sql)
             .map_err(|e| format!("migration to version {} failed: {e}", index + 1))?;
+    }
+    if adopting {
+        legacy::import(&tx)?;
     }
     tx.pragma_update(None, "user_version", latest)
         .map_err(|e| format!("cannot record schema version: {e}"))?;

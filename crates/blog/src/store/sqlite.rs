@@ -184,6 +184,24 @@ impl Store for SqliteStore {
         })
     }
 
+    fn unrendered(&self, limit: u32) -> Result<Vec<(i64, String)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT id, markdown FROM posts WHERE html = '' LIMIT ?1")?;
+            let rows = stmt.query_map([limit], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    fn set_rendered(&self, id: i64, html: &str, description: &str) -> Result<(), StoreError> {
+        self.write(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE posts SET html = ?2, description = ?3 WHERE id = ?1 AND html = ''",
+            )?;
+            stmt.execute(params![id, html, description]).map(|_| ())
+        })
+    }
+
     fn stats(&self) -> Result<Stats, StoreError> {
         self.read(|conn| {
             let mut stmt =
