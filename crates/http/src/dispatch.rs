@@ -188,7 +188,8 @@ pub(crate) fn drain_wake_pipe(mut rx: &UnixStream) -> io::Result<()> {
     let mut sink = [0u8; 256];
     loop {
         match rx.read(&mut sink) {
-            Ok(0) => return Ok(()),
+            // Wake-ups are deduplicated, so one short read empties the pipe: skip the EAGAIN.
+            Ok(n) if n < sink.len() => return Ok(()),
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -37,6 +37,8 @@ pub trait Control: Send + Sync {
     fn should_stop(&self) -> bool;
     /// A descriptor that becomes readable when `should_stop` may have changed, so the
     /// poller can include it in poll(2) and wake at once. `None`: poll with a short timeout.
+    /// The server never reads it; once a drain starts it stops polling it. If it is readable
+    /// while `should_stop` is still false, it is ignored for 200 ms at a time (no busy loop).
     fn wake_fd(&self) -> Option<BorrowedFd<'_>>;
     /// Called by the poller at least once a second while the server runs.
     fn heartbeat(&self);

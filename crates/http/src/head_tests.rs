@@ -407,3 +407,18 @@ proptest! {
         let _ = parse_head(text.as_bytes(), &limits);
     }
 }
+
+#[test]
+fn request_line_zero_means_only_the_hard_bound() {
+    let limits = Limits {
+        request_line: 0,
+        ..Limits::default()
+    };
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(10_000));
+    assert!(parse_with(&long, &limits).unwrap().is_some());
+    let endless = format!("GET /{}", "a".repeat(UNLIMITED_LINE + 10));
+    assert_eq!(
+        check_partial_head(endless.as_bytes(), &limits),
+        Err(ProtocolError::RequestLineTooLong)
+    );
+}

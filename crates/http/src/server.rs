@@ -44,7 +44,8 @@ impl AsFd for Listener {
 /// Request limits, with gunicorn's flag names and defaults.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// `--limit-request-line`: longest request line in bytes (4094; 0 = unlimited) → 414.
+    /// `--limit-request-line`: longest request line in bytes (4094; 0 = no limit of its own, but
+    /// still at most 64 KiB so a line that never ends is bounded) → 414.
     pub request_line: usize,
     /// `--limit-request-fields`: most header fields (100) → 431.
     pub request_fields: usize,
