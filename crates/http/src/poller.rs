@@ -28,7 +28,7 @@ const STOP_CHECK: Duration = Duration::from_millis(200);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a connection that has sent nothing yet may still start a request once a drain
 /// has begun.
-const DRAIN_GRACE: Duration = Duration::from_millis(500);
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// Connections accepted per listener per turn, so one busy listener cannot starve the rest.
 const ACCEPT_BATCH: usize = 64;
 
@@ -238,6 +238,8 @@ impl<'a> Poller<'a> {
             Err(Errno::EINTR) => return Ok(()),
             Err(e) => return Err(io::Error::other(format!("poll failed: {e}"))),
         }
+        // poll(2) may have slept: deadlines set from here on count from now, not from before.
+        let now = Instant::now();
         let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
         let wake_ready = ready(&fds[0]);
         let stop_ready = has_stop_fd && ready(&fds[1]);

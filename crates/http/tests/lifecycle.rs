@@ -74,7 +74,9 @@ fn a_fresh_connection_may_still_send_its_first_request_during_a_stop() {
     let mut server = TestServer::start(support::config());
     let mut late = server.client();
     server.control.stop();
-    std::thread::sleep(Duration::from_millis(100)); // a client a little slow to send
+    wait_until("the listener is closed", || {
+        TcpStream::connect(server.addr.unwrap()).is_err()
+    });
     let reply = late.round_trip(get("/"));
     assert_eq!(reply.status, 200);
     assert!(reply.closes());
