@@ -26,8 +26,7 @@ const HEARTBEAT: Duration = Duration::from_millis(250);
 const STOP_CHECK: Duration = Duration::from_millis(200);
 /// Pause in accepting after running out of descriptors, instead of spinning on EMFILE.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a connection that has sent nothing yet may still start a request once a drain
-/// has begun.
+/// How long a connection may still complete a request head once a drain has begun.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 /// Connections accepted per listener per turn, so one busy listener cannot starve the rest.
 const ACCEPT_BATCH: usize = 64;
@@ -52,6 +51,8 @@ pub(crate) struct Poller<'a> {
     stop_fd_quiet_until: Option<Instant>,
     last_heartbeat: Option<Instant>,
     drain_deadline: Option<Instant>,
+    /// During a drain, when connections still without a complete head are closed.
+    head_grace_until: Option<Instant>,
     /// Scratch lists of readable connections and listeners, kept to avoid allocating per turn.
     ready_conns: Vec<usize>,
     ready_listeners: Vec<usize>,
@@ -73,6 +74,7 @@ impl<'a> Poller<'a> {
             stop_fd_quiet_until: None,
             last_heartbeat: None,
             drain_deadline: None,
+            head_grace_until: None,
             ready_conns: Vec::new(),
             ready_listeners: Vec::new(),
         }
@@ -135,17 +137,27 @@ impl<'a> Poller<'a> {
     }
 
     /// Stops accepting. Connections the kernel already accepted are taken first, so a stop
-    /// does not reset clients queued in the backlog; connections that have not sent a byte
-    /// get [`DRAIN_GRACE`] to do so (a browser's idle preconnect must not hold the drain).
+    /// does not reset clients queued in the backlog. Connections that have not sent a byte or
+    /// are partway through a head get [`DRAIN_GRACE`] to complete it (an idle preconnect or a
+    /// slowloris must not hold the drain); an upload under way keeps its body deadline.
     fn start_drain(&mut self, now: Instant) {
         self.drain_deadline = Some(now + self.dispatch.config.graceful_timeout);
         for index in 0..self.listeners.len() {
             self.accept(index, now);
         }
         self.listeners.clear();
-        for conn in &mut self.conns {
-            if conn.served == 0 && conn.reader.is_empty() && !conn.is_lingering() {
-                conn.deadline = conn.deadline.min(now + DRAIN_GRACE);
+        self.head_grace_until = Some(now + DRAIN_GRACE);
+        for i in 0..self.conns.len() {
+            self.apply_head_grace(i);
+        }
+    }
+
+    /// During a drain, caps the deadline of connection `i` if it has not completed a head.
+    fn apply_head_grace(&mut self, i: usize) {
+        let conn = &mut self.conns[i];
+        if let Some(grace) = self.head_grace_until {
+            if !conn.is_lingering() && conn.reader.phase() != Phase::Body {
+                conn.deadline = conn.deadline.min(grace);
             }
         }
     }
@@ -165,6 +177,7 @@ impl<'a> Poller<'a> {
                     continue;
                 }
             }
+            self.apply_head_grace(i);
             i += 1;
         }
     }
@@ -301,6 +314,7 @@ impl<'a> Poller<'a> {
                 if conn.reader.take_continue_due() && !conn.send_continue() {
                     return Action::Drop;
                 }
+                self.apply_head_grace(i);
                 Action::Keep
             }
         }

@@ -100,6 +100,34 @@ fn a_silent_fresh_connection_does_not_hold_the_drain() {
 }
 
 #[test]
+fn a_partial_head_does_not_hold_the_drain() {
+    let mut server = TestServer::start(support::config());
+    let mut slow = server.client();
+    slow.send("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ");
+    let started = Instant::now();
+    server.control.stop();
+    // Bytes still trickle in during the drain; they do not buy the head more time.
+    slow.send("z");
+    assert_eq!(server.join(), ServeOutcome::Stopped);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // Refused (408) if its bytes were read before the grace ran out, else closed silently.
+    match slow.try_reply(false) {
+        Ok(reply) => assert_eq!(reply.status, 408),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+            ),
+            "{e}"
+        ),
+    }
+}
+
+#[test]
 fn graceful_timeout_bounds_the_drain() {
     let mut server = TestServer::start(ServerConfig {
         graceful_timeout: Duration::from_millis(300),
