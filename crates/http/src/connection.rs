@@ -169,6 +169,7 @@ impl Connection {
 
     /// Sets the deadline for waiting on the next request after a response.
     pub(crate) fn park_idle(&mut self, now: Instant, config: &ServerConfig) {
+        self.reader.release_spare();
         self.deadline_phase = Phase::Idle;
         self.deadline = now + config.keep_alive;
         self.refresh_deadline(now, config);

@@ -101,6 +101,17 @@ impl RequestReader {
         self.phase() == Phase::Idle
     }
 
+    /// Gives back a read buffer grown past its initial size by a large request, once nothing
+    /// is buffered: a keep-alive connection that once sent a 100 KiB head should not keep
+    /// 128 KiB while it idles.
+    pub(crate) fn release_spare(&mut self) {
+        if self.is_empty() && self.buf.len() > INITIAL_BUFFER {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// Whether a `100 Continue` should be sent now (reported once per request).
     pub(crate) fn take_continue_due(&mut self) -> bool {
         std::mem::take(&mut self.continue_due)

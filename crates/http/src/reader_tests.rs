@@ -308,3 +308,28 @@ proptest! {
         let _ = feed(&mut RequestReader::new(), &bytes, step, &Limits::default());
     }
 }
+
+#[test]
+fn a_grown_buffer_is_released_when_idle() {
+    let limits = Limits::default();
+    let mut reader = RequestReader::new();
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(8000)
+    );
+    assert_eq!(feed(&mut reader, big.as_bytes(), 100_000, &limits).len(), 1);
+    assert!(reader.buf.len() > INITIAL_BUFFER);
+    reader.release_spare();
+    assert!(reader.buf.is_empty());
+    // Still usable afterwards.
+    assert_eq!(
+        feed(
+            &mut reader,
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            100,
+            &limits
+        )
+        .len(),
+        1
+    );
+}
