@@ -15,6 +15,7 @@ use crate::panic_capture;
 use crate::reader::Progress;
 use crate::request::wants_close;
 use crate::{Request, Response, ServeOutcome, Version};
+use std::panic::AssertUnwindSafe;
 use std::time::{Instant, SystemTime};
 
 /// Bodies up to this size are copied behind the head so a response is one write(2); larger
@@ -25,9 +26,17 @@ const COPY_BODY_MAX: usize = 16 * 1024;
 pub(crate) fn run(dispatch: &Dispatch, thread: usize) {
     let mut out = Vec::with_capacity(1024);
     while let Some(job) = dispatch.next_job() {
-        match job {
+        // The application's panics are caught in `respond`; this catches the rest (a panic in
+        // `Control`, or a bug here), so the pool never shrinks and the job is always counted
+        // finished, which a drain waits for. The connection is dropped with the job.
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match job {
             Job::Serve(conn, request) => serve(dispatch, thread, conn, request, &mut out),
             Job::Reject(conn, error) => reject(dispatch, conn, &error, &mut out),
+        }));
+        if outcome.is_err() {
+            log::error!(
+                "handler thread {thread}: panic outside the application; connection dropped"
+            );
         }
         dispatch.finish_job();
     }

@@ -209,3 +209,23 @@ fn serve_refuses_zero_threads() {
     );
     assert!(result.is_err());
 }
+
+#[test]
+fn a_panic_outside_the_application_costs_one_connection() {
+    let mut server = TestServer::start(support::config());
+    let mut victim = server.client();
+    victim.send(get("/control-panic"));
+    assert!(
+        victim.try_reply(false).is_err(),
+        "the connection is dropped"
+    );
+    for _ in 0..4 {
+        assert_eq!(server.client().round_trip(get("/")).status, 200);
+    }
+    let started = Instant::now();
+    assert_eq!(server.stop(), ServeOutcome::Stopped);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "drain waited for a lost job"
+    );
+}

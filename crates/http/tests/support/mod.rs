@@ -107,6 +107,8 @@ impl Control for TestControl {
         self.heartbeats.fetch_add(1, Ordering::SeqCst);
     }
     fn request_started(&self, thread: usize, method: &str, path: &str) {
+        // Lets a test check that a panic outside the application costs one connection only.
+        assert_ne!(path, "/control-panic", "control panicked on purpose");
         self.started
             .lock()
             .unwrap()
