@@ -4,18 +4,29 @@
 /// Escapes `&`, `<`, `>`, `"` and `'` so `text` is safe in element content and quoted
 /// attribute values.
 pub(crate) fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    let mut out = String::with_capacity(text.len() + 16);
+    // Writing to a String cannot fail.
+    let _ = write_escaped(&mut out, text);
     out
+}
+
+/// [`escape_html`] straight into a writer: runs without special characters are copied whole.
+pub(crate) fn write_escaped<W: std::fmt::Write>(out: &mut W, text: &str) -> std::fmt::Result {
+    let mut plain_from = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let entity = match byte {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&#39;",
+            _ => continue,
+        };
+        out.write_str(&text[plain_from..at])?;
+        out.write_str(entity)?;
+        plain_from = at + 1;
+    }
+    out.write_str(&text[plain_from..])
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! - `router` — method + path → `Route`, no I/O.
 //! - `pages` — one handler per route, plus the page/error-page plumbing of [`App`].
 //! - `post_form` — the new/edit form: decoding and the original's validation rules.
-//! - `popular` — the "Popular this week" list, cached per worker for a second.
+//! - `page_cache` — home and list pages, reused for a second while no post changes.
 //! - `store` — the `Store` trait and its SQLite implementation (r2d2 pool).
 //! - `markdown` — render + highlight + sanitise, once at save time.
 //! - `render` — minijinja environment: embedded templates, directory override.
@@ -21,8 +21,8 @@ mod error;
 mod escape;
 mod failure;
 mod markdown;
+mod page_cache;
 mod pages;
-mod popular;
 mod post_form;
 mod render;
 mod router;
@@ -33,7 +33,7 @@ pub use error::Error;
 
 use assets::Assets;
 use markdown::Markdown;
-use popular::Popular;
+use page_cache::PageCache;
 use render::Renderer;
 use std::sync::Arc;
 use store::{SqliteStore, Store};
@@ -46,7 +46,7 @@ pub struct App {
     renderer: Renderer,
     assets: Arc<Assets>,
     markdown: Markdown,
-    popular: Popular,
+    pages: PageCache,
 }
 
 impl App {
@@ -74,7 +74,7 @@ impl App {
             renderer,
             assets,
             markdown: Markdown::new(),
-            popular: Popular::default(),
+            pages: PageCache::default(),
         };
         app.render_adopted_posts()?;
         Ok(app)

@@ -7,7 +7,7 @@
 //! Auto-escaping is on for every `.html` template.
 
 use crate::assets::Assets;
-use crate::escape::escape_html;
+use crate::escape::write_escaped;
 use crate::{clock, Mode};
 use minijinja::{AutoEscape, Environment, ErrorKind, TemplateSource, UndefinedBehavior, Value};
 use std::path::{Path, PathBuf};
@@ -92,9 +92,9 @@ fn format_value(
     value: &Value,
 ) -> Result<(), minijinja::Error> {
     match value.as_str() {
-        Some(text) if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() => out
-            .write_str(&escape_html(text))
-            .map_err(minijinja::Error::from),
+        Some(text) if matches!(state.auto_escape(), AutoEscape::Html) && !value.is_safe() => {
+            write_escaped(out, text).map_err(minijinja::Error::from)
+        }
         _ => minijinja::escape_formatter(out, state, value),
     }
 }

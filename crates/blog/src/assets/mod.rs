@@ -60,6 +60,8 @@ impl Asset {
 pub(crate) struct Assets {
     embedded: HashMap<&'static str, Arc<Asset>>,
     directory: Option<Directory>,
+    /// Production: every file's versioned URL, computed once (files cannot change).
+    urls: Option<HashMap<String, String>>,
 }
 
 impl Assets {
@@ -82,10 +84,23 @@ impl Assets {
         } else {
             None
         };
-        Ok(Assets {
+        let mut assets = Assets {
             embedded,
             directory,
-        })
+            urls: None,
+        };
+        if mode == Mode::Production {
+            let mut names: Vec<String> = assets.embedded.keys().map(|k| k.to_string()).collect();
+            if let Some(Directory::Preloaded(files)) = &assets.directory {
+                names.extend(files.keys().cloned());
+            }
+            let urls = names
+                .into_iter()
+                .map(|n| (assets.url(&n), n))
+                .map(|(u, n)| (n, u));
+            assets.urls = Some(urls.collect());
+        }
+        Ok(assets)
     }
 
     /// The file for a request path below `/static/`, override first.
@@ -99,6 +114,9 @@ impl Assets {
 
     /// The URL templates emit for `name`, with the cache-busting version when it exists.
     pub fn url(&self, name: &str) -> String {
+        if let Some(url) = self.urls.as_ref().and_then(|urls| urls.get(name)) {
+            return url.clone();
+        }
         match self.lookup(name) {
             Some(asset) => format!("/static/{name}?v={}", asset.version),
             None => format!("/static/{name}"),

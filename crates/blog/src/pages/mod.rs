@@ -13,9 +13,10 @@ use crate::escape::escape_html;
 use crate::failure::Failure;
 use crate::router::Route;
 use crate::App;
-use http::{Request, Response};
+use http::{Body, Request, Response};
 use minijinja::{context, Value};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// What the site says about itself where a page has nothing more specific.
 pub(crate) const SITE_DESCRIPTION: &str =
@@ -82,7 +83,30 @@ impl App {
         ctx: Value,
     ) -> Result<Response, Failure> {
         let body = self.renderer.render(template, ctx)?;
-        Ok(html(status, body))
+        Ok(html(status, Body::Owned(body.into_bytes())))
+    }
+
+    /// A page that depends only on the posts (see `page_cache`): reused while `generation`
+    /// holds, else built by `build` (template name and context) and stored. Development
+    /// mode renders every time, so template edits show at once.
+    pub(crate) fn cached_page(
+        &self,
+        key: &str,
+        generation: u64,
+        build: impl FnOnce() -> Result<(&'static str, Value), Failure>,
+    ) -> Result<Response, Failure> {
+        let caching = self.mode == crate::Mode::Production;
+        if caching {
+            if let Some(body) = self.pages.get(key, generation) {
+                return Ok(html(200, Body::Shared(body)));
+            }
+        }
+        let (template, ctx) = build()?;
+        let body: Arc<[u8]> = self.renderer.render(template, ctx)?.into_bytes().into();
+        if caching {
+            self.pages.put(key, generation, Arc::clone(&body));
+        }
+        Ok(html(200, Body::Shared(body)))
     }
 
     /// The error page for `failure`, logged at the level it deserves.
@@ -111,13 +135,11 @@ impl App {
         meta.noindex = true;
         let ctx = context! { status, reason, message, trace => trace.clone(), meta => ser(meta) };
         match self.renderer.render("error.html", ctx) {
-            Ok(body) => html(status, body),
+            Ok(body) => html(status, Body::Owned(body.into_bytes())),
             Err(err) => {
                 log::error!("error template failed, serving a plain page: {err:#}");
-                html(
-                    status,
-                    plain_error_page(status, reason, message, trace.as_deref()),
-                )
+                let page = plain_error_page(status, reason, message, trace.as_deref());
+                html(status, Body::Owned(page.into_bytes()))
             }
         }
     }
@@ -128,8 +150,10 @@ pub(crate) fn ser<T: Serialize>(value: T) -> Value {
     Value::from(minijinja::value::Serde(value))
 }
 
-fn html(status: u16, body: String) -> Response {
-    Response::html(status, body)
+fn html(status: u16, body: Body) -> Response {
+    Response::new(status)
+        .with_header("Content-Type", "text/html; charset=utf-8")
+        .with_body(body)
         .with_header("Cache-Control", "no-cache")
         .with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         .with_header("X-Content-Type-Options", "nosniff")

@@ -10,21 +10,31 @@ use minijinja::context;
 /// Posts per list page and in the home page's "Latest posts".
 pub(crate) const PER_PAGE: u32 = 5;
 
+/// "Popular this week": how many posts, over how many seconds.
+const POPULAR_COUNT: u32 = 5;
+const POPULAR_WINDOW: i64 = 7 * 24 * 60 * 60;
+
 impl App {
     pub(super) fn home(&self) -> Result<Response, Failure> {
         let stats = self.store.stats()?;
-        let popular = self.popular.get(self.store.as_ref(), stats, clock::now())?;
-        let latest = self.store.latest(0, PER_PAGE)?;
-        let meta = Meta::website("Home", SITE_DESCRIPTION, "/");
-        let ctx = context! {
-            meta => ser(meta),
-            active => "home",
-            popular => ser(popular.as_slice()),
-            latest => ser(&latest),
-            total => stats.total,
-            has_more => stats.total > u64::from(PER_PAGE),
-        };
-        self.page(200, "home.html", ctx)
+        self.cached_page("home", stats.generation, || {
+            // No index serves both a date range and an order by views, so this sorts last
+            // week's posts; the page cache runs it at most once a second per worker.
+            let popular = self
+                .store
+                .popular_since(clock::now() - POPULAR_WINDOW, POPULAR_COUNT)?;
+            let latest = self.store.latest(0, PER_PAGE)?;
+            let meta = Meta::website("Home", SITE_DESCRIPTION, "/");
+            let ctx = context! {
+                meta => ser(meta),
+                active => "home",
+                popular => ser(&popular),
+                latest => ser(&latest),
+                total => stats.total,
+                has_more => stats.total > u64::from(PER_PAGE),
+            };
+            Ok(("home.html", ctx))
+        })
     }
 
     pub(super) fn list(&self, req: &Request) -> Result<Response, Failure> {
@@ -34,34 +44,36 @@ impl App {
         if page > pages {
             return Err(Failure::NotFound);
         }
-        let posts = self
-            .store
-            .latest((page - 1) * u64::from(PER_PAGE), PER_PAGE)?;
-        let path = if page == 1 {
-            "/posts".to_string()
-        } else {
-            format!("/posts?page={page}")
-        };
-        let title = if page == 1 {
-            "All posts".to_string()
-        } else {
-            format!("All posts, page {page}")
-        };
-        let description = format!(
-            "Every post on the blog, newest first: {} in all. Page {page} of {pages}.",
-            stats.total
-        );
-        let ctx = context! {
-            meta => ser(Meta::website(&title, &description, &path)),
-            active => "posts",
-            posts => ser(&posts),
-            page,
-            pages,
-            total => stats.total,
-            prev_page => (page > 1).then(|| page - 1),
-            next_page => (page < pages).then(|| page + 1),
-        };
-        self.page(200, "list.html", ctx)
+        self.cached_page(&format!("list:{page}"), stats.generation, || {
+            let posts = self
+                .store
+                .latest((page - 1) * u64::from(PER_PAGE), PER_PAGE)?;
+            let path = if page == 1 {
+                "/posts".to_string()
+            } else {
+                format!("/posts?page={page}")
+            };
+            let title = if page == 1 {
+                "All posts".to_string()
+            } else {
+                format!("All posts, page {page}")
+            };
+            let description = format!(
+                "Every post on the blog, newest first: {} in all. Page {page} of {pages}.",
+                stats.total
+            );
+            let ctx = context! {
+                meta => ser(Meta::website(&title, &description, &path)),
+                active => "posts",
+                posts => ser(&posts),
+                page,
+                pages,
+                total => stats.total,
+                prev_page => (page > 1).then(|| page - 1),
+                next_page => (page < pages).then(|| page + 1),
+            };
+            Ok(("list.html", ctx))
+        })
     }
 
     pub(super) fn show(&self, id: i64) -> Result<Response, Failure> {

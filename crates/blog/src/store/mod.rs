@@ -33,6 +33,8 @@ pub(crate) struct PostSummary {
 pub(crate) struct Post {
     #[serde(flatten)]
     pub summary: PostSummary,
+    /// Only the edit form needs the source; pages are built from `html`.
+    #[serde(skip_serializing)]
     pub markdown: String,
     /// Rendered, highlighted and sanitised when the post was saved.
     pub html: String,
