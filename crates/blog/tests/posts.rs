@@ -429,3 +429,30 @@ fn head_is_answered_like_get() {
         assert_eq!(res.status, 200, "{target}");
     }
 }
+
+#[test]
+fn cached_pages_show_new_and_deleted_posts_at_once() {
+    let blog = Blog::new();
+    assert!(body(&blog.get("/")).contains("Nothing here yet"));
+    assert!(body(&blog.get("/posts")).contains("No posts yet"));
+    let id = blog.create("Fresh news", "n", "c");
+    assert!(
+        body(&blog.get("/")).contains("Fresh news"),
+        "home is not stale after a create"
+    );
+    assert!(
+        body(&blog.get("/posts")).contains("Fresh news"),
+        "list is not stale either"
+    );
+    // A write by another worker (here: another connection) is seen as well.
+    blog.sql()
+        .execute(
+            "UPDATE posts SET title = 'Edited elsewhere' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    assert!(body(&blog.get("/posts")).contains("Edited elsewhere"));
+    assert_eq!(blog.post(&format!("/posts/{id}/delete"), &[]).status, 303);
+    assert!(!body(&blog.get("/")).contains("Edited elsewhere"));
+    assert!(!body(&blog.get("/posts")).contains("Edited elsewhere"));
+}
