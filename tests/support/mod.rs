@@ -416,3 +416,76 @@ pub fn is_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Starts `pyblogd` through `wrapper`, a command that sets something up and then execs its
+/// arguments (e.g. `sh -c 'ulimit -n 128 && exec "$0" "$@"'`), so the server inherits what the
+/// wrapper set and keeps the wrapper's pid. Otherwise as [`start`].
+pub fn start_wrapped(wrapper: &[&str], opts: Options) -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let slot = Slot::acquire();
+    let (program, wrapper_args) = wrapper.split_first().expect("a wrapper command");
+    let mut cmd = Command::new(program);
+    cmd.args(wrapper_args).arg(binary());
+    cmd.current_dir(dir.path())
+        .env_remove("PORT")
+        .env_remove("WEB_CONCURRENCY")
+        .env_remove("MODE")
+        .env_remove("DATABASE_URI")
+        .env_remove("SITE_URL")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if !opts.args.iter().any(|a| a == "--bind" || a == "-b") {
+        cmd.args(["--bind", "127.0.0.1:0"]);
+    }
+    cmd.args(&opts.args);
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn the wrapper");
+    let log = Arc::new(Mutex::new(String::new()));
+    if let Some(stderr) = child.stderr.take() {
+        collect(stderr, log.clone());
+    }
+    if let Some(stdout) = child.stdout.take() {
+        collect(stdout, log.clone());
+    }
+    let mut server = Server {
+        child,
+        addr: "127.0.0.1:1".parse().expect("addr"),
+        dir,
+        log,
+        _slot: slot,
+    };
+    if opts.wait_ready {
+        server.addr = server.wait_listening();
+        server.wait_serving();
+    }
+    server
+}
+
+/// CPU time (user + system, all threads) a process has used so far, from /proc/PID/stat.
+pub fn cpu_time(pid: i32) -> Option<Duration> {
+    /// /proc reports clock ticks of USER_HZ, which Linux fixes at 100 for user space.
+    const TICKS_PER_SECOND: u64 = 100;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3 (state);
+    // utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 1000 / TICKS_PER_SECOND))
+}
+
+/// Raises this test process's open-file limit to its hard limit (tests that hold many
+/// connections need more than the usual 1024) and returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return hard;
+    }
+    soft
+}
