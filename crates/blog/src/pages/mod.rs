@@ -63,7 +63,8 @@ impl App {
         match route {
             Route::Home => self.home(),
             Route::ListPosts => self.list(req),
-            Route::ShowPost(id) => self.show(id),
+            // HEAD (link checkers, crawlers) reads the post without counting a view.
+            Route::ShowPost(id) => self.show(id, req.method == "GET"),
             Route::NewPost => self.new_form(),
             Route::CreatePost => self.create(req),
             Route::EditPost(id) => self.edit_form(id),

@@ -76,8 +76,13 @@ impl App {
         })
     }
 
-    pub(super) fn show(&self, id: i64) -> Result<Response, Failure> {
-        let post = match self.store.view(id) {
+    pub(super) fn show(&self, id: i64, counts_a_view: bool) -> Result<Response, Failure> {
+        let counted = if counts_a_view {
+            self.store.view(id)
+        } else {
+            self.store.find(id)
+        };
+        let post = match counted {
             Ok(post) => post,
             // A locked or read-only database must not hide the post: serve it uncounted.
             Err(err) if err.is_write_refusal() => {
