@@ -240,12 +240,28 @@ fn post_from_row(row: &Row<'_>) -> rusqlite::Result<Post> {
     })
 }
 
+/// I/O errors that mean the filesystem refuses writes, not that the data is unreadable. A disk
+/// remounted read-only after an error (ext4 `errors=remount-ro`) fails writes through files
+/// already open with EROFS, which SQLite reports as `IOERR_WRITE`; only files opened later
+/// see `SQLITE_READONLY`. Reads still work in both cases.
+const WRITE_IO_ERRORS: &[i32] = &[
+    rusqlite::ffi::SQLITE_IOERR_WRITE,
+    rusqlite::ffi::SQLITE_IOERR_FSYNC,
+    rusqlite::ffi::SQLITE_IOERR_DIR_FSYNC,
+    rusqlite::ffi::SQLITE_IOERR_TRUNCATE,
+];
+
 /// Sorts SQLite's failures into what a handler can act on.
 fn classify(err: rusqlite::Error) -> StoreError {
     let message = err.to_string();
+    let is_write_io_error = matches!(
+        &err,
+        rusqlite::Error::SqliteFailure(e, _) if WRITE_IO_ERRORS.contains(&e.extended_code)
+    );
     match err.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy(message),
         Some(ErrorCode::ReadOnly | ErrorCode::DiskFull) => StoreError::Unwritable(message),
+        Some(ErrorCode::SystemIoFailure) if is_write_io_error => StoreError::Unwritable(message),
         _ => StoreError::Failed(message),
     }
 }
@@ -274,6 +290,15 @@ mod tests {
             html: "<p>body</p>".to_string(),
             description: "body".to_string(),
         }
+    }
+
+    #[test]
+    fn write_io_errors_are_write_refusals_but_read_errors_are_not() {
+        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        let write = classify(failure(rusqlite::ffi::SQLITE_IOERR_WRITE));
+        assert!(matches!(write, StoreError::Unwritable(_)), "{write:?}");
+        let read = classify(failure(rusqlite::ffi::SQLITE_IOERR_READ));
+        assert!(matches!(read, StoreError::Failed(_)), "{read:?}");
     }
 
     #[test]
