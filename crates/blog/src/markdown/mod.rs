@@ -69,7 +69,9 @@ impl Markdown {
             }
             let in_prose = state.footnote_depth == 0 && state.image_depth == 0;
             if let Event::End(end) = &event {
-                if ends_block(end) {
+                if matches!(end, TagEnd::Heading(_)) {
+                    text.end_sentence();
+                } else if ends_block(end) {
                     text.push(" ");
                 }
             }
@@ -208,7 +210,6 @@ fn ends_block(end: &TagEnd) -> bool {
     matches!(
         end,
         TagEnd::Paragraph
-            | TagEnd::Heading(_)
             | TagEnd::Item
             | TagEnd::TableCell
             | TagEnd::BlockQuote(_)
@@ -266,6 +267,16 @@ impl Description {
             self.text.push(c);
             self.chars += 1;
         }
+    }
+
+    /// A heading runs into the next paragraph: close it like a sentence.
+    fn end_sentence(&mut self) {
+        let trimmed = self.text.trim_end();
+        if !trimmed.is_empty() && !trimmed.ends_with(['.', '!', '?', ':', ';', '…']) {
+            self.text.truncate(trimmed.len());
+            self.text.push('.');
+        }
+        self.push(" ");
     }
 
     fn finish(self) -> String {

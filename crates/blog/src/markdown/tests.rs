@@ -84,7 +84,7 @@ fn abbreviation_titles_cannot_inject_markup() {
 fn description_is_plain_text_cut_near_160_chars() {
     let md = Markdown::new();
     let short = md.render("# Title\n\nSome *emphasis* and `code`.\n");
-    assert_eq!(short.description, "Title Some emphasis and code.");
+    assert_eq!(short.description, "Title. Some emphasis and code.");
     let long = md.render(&"word ".repeat(100));
     assert!(
         long.description.chars().count() <= 160,
