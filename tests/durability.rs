@@ -116,10 +116,13 @@ fn acknowledged_posts_survive_kill_9_of_workers_and_master() {
     assert!(list.text().contains("durable-19"), "{}", list.text());
 }
 
+/// A title sent and what came back: a status, or the I/O error that cut the request off.
+type Outcome = (String, Result<u16, String>);
+
 /// A paced load of posts from several clients until stopped; every title is unique and sent
 /// once, never retried.
 struct Writers {
-    outcomes: Arc<Mutex<Vec<(String, Result<u16, String>)>>>,
+    outcomes: Arc<Mutex<Vec<Outcome>>>,
     progress: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -161,7 +164,7 @@ impl Writers {
         self.progress.load(Ordering::Relaxed)
     }
 
-    fn finish(self) -> Vec<(String, Result<u16, String>)> {
+    fn finish(self) -> Vec<Outcome> {
         self.stop.store(true, Ordering::Relaxed);
         for t in self.threads {
             t.join().expect("writer thread");
