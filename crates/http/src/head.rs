@@ -178,7 +178,8 @@ fn syntax_error(e: httparse::Error, buf: &[u8]) -> ProtocolError {
     }
 }
 
-/// Whether the request line ends in a version shaped `HTTP/<digit>.<digit>`.
+/// Whether the request line is `METHOD TARGET VERSION` with a version shaped
+/// `HTTP/<digit>.<digit>` (a line with more parts is malformed, whatever it ends in).
 fn is_well_formed_version(buf: &[u8]) -> bool {
     let start = buf
         .iter()
@@ -189,9 +190,11 @@ fn is_well_formed_version(buf: &[u8]) -> bool {
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(line.len())];
-    let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
-    matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
-        if major.is_ascii_digit() && minor.is_ascii_digit())
+    let mut parts = line.split(|&b| b == b' ');
+    let version = parts.nth(2).unwrap_or_default();
+    parts.next().is_none()
+        && matches!(version, [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit())
 }
 
 fn has_bare_cr(buf: &[u8]) -> bool {
