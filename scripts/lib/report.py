@@ -94,14 +94,16 @@ class Results:
             self.cells = [json.loads(l) for l in f if l.strip()]
         self.configs = self.meta.get("configs", [])
 
-    def nginx(self, kind: str, mode: str) -> dict | None:
-        """The nginx cell to compare with: `return 200` for pages and POST, the file for static."""
+    def nginx(self, kind: str, mode: str, config: str) -> dict | None:
+        """The nginx cell to compare with: `return 200` for pages and POST, the file for static,
+        measured just before `config` (its `slot`), else any nginx cell of that kind and mode."""
         route = "static" if kind == "static" else "ok"
-        return next((c for c in self.cells if c["config"] == "nginx" and c["kind"] == route
-                     and c["mode"] == mode and "failed" not in c), None)
+        candidates = [c for c in self.cells if c["config"] == "nginx" and c["kind"] == route
+                      and c["mode"] == mode and "failed" not in c]
+        return next((c for c in candidates if c.get("slot") == config), candidates[0] if candidates else None)
 
     def ratio(self, cell: dict) -> float | None:
-        ref = self.nginx(cell["kind"], cell["mode"])
+        ref = self.nginx(cell["kind"], cell["mode"], cell["config"])
         if ref is None or "failed" in cell or not ref["rps"]:
             return None
         return cell["rps"] / ref["rps"]
@@ -203,15 +205,17 @@ def render(directory: str) -> str:
                        f"{_ms(c['p99_ms'])} | {_errors(c)} | {_pct(r.ratio(c))} |")
         out.append("")
     out += ["### nginx (reference)", "",
-            "| location | connections | req/s | p50 | p99 | errors |", "|---|---|--:|--:|--:|--:|"]
+            "| measured before | location | connections | req/s | p50 | p99 | errors |",
+            "|---|---|---|--:|--:|--:|--:|"]
     for c in (c for c in r.cells if c["config"] == "nginx"):
+        before = names.get(c.get("slot", ""), c.get("slot") or "—")
         if "failed" in c:
-            out.append(f"| {c['route']} | {MODES[c['mode']]} | — | — | — | wrk failed |")
+            out.append(f"| {before} | {c['route']} | {MODES[c['mode']]} | — | — | — | wrk failed |")
         else:
-            out.append(f"| {c['route']} | {MODES[c['mode']]} | {_rps(c['rps'])} | {_ms(c['p50_ms'])} | "
-                       f"{_ms(c['p99_ms'])} | {_errors(c)} |")
+            out.append(f"| {before} | {c['route']} | {MODES[c['mode']]} | {_rps(c['rps'])} | "
+                       f"{_ms(c['p50_ms'])} | {_ms(c['p99_ms'])} | {_errors(c)} |")
     out += ["", "Vs nginx: pages and POST against `return 200`, static against nginx serving the file, "
-            "same connection mode.", ""]
+            "same connection mode, nginx measured right before that pyblogd configuration.", ""]
 
     out += ["## Memory, start-up, reload", "",
             "| | " + " | ".join(names.get(c, c) for c in r.configs) + " | target |",
