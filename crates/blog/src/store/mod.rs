@@ -8,6 +8,7 @@
 mod legacy;
 mod schema;
 mod sqlite;
+mod views;
 
 pub(crate) use sqlite::SqliteStore;
 
@@ -90,7 +91,7 @@ pub(crate) trait Store: Send + Sync {
     fn delete(&self, id: i64) -> Result<bool, StoreError>;
     /// Reads a post without counting a view.
     fn find(&self, id: i64) -> Result<Option<Post>, StoreError>;
-    /// Counts one view atomically and returns the post including that view.
+    /// Counts one view (committed before it returns) and returns the post including it.
     fn view(&self, id: i64) -> Result<Option<Post>, StoreError>;
     /// Newest first, skipping `offset` posts.
     fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError>;

@@ -3,10 +3,11 @@
 //! Writes from this process's threads queue on `write_gate` first: SQLite lets one writer in
 //! at a time anyway, and a mutex hands the turn over in microseconds where SQLite's busy
 //! handler would sleep for milliseconds. Writers in other workers still meet on SQLite's
-//! lock and wait up to the busy timeout. A view is a single `UPDATE … RETURNING`, so the
-//! increment and the read are one atomic statement and no view is lost or counted twice.
+//! lock and wait up to the busy timeout. Views are counted with group commit (`views.rs`):
+//! one UPDATE per view, committed before the post is read, never lost or counted twice.
 
 use super::schema;
+use super::views::ViewQueue;
 use super::{Draft, Post, PostSummary, Stats, Store, StoreError};
 use r2d2_sqlite::rusqlite::{self, params, Connection, ErrorCode, OpenFlags, Row};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -20,7 +21,9 @@ const SUMMARY_COLUMNS: &str = "id, title, name, description, created_at, updated
 
 pub(crate) struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// This process's write turn: SQLite admits one writer at a time anyway.
     write_gate: Mutex<()>,
+    views: ViewQueue,
 }
 
 impl SqliteStore {
@@ -61,6 +64,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             write_gate: Mutex::new(()),
+            views: ViewQueue::default(),
         })
     }
 
@@ -135,28 +139,27 @@ impl Store for SqliteStore {
     }
 
     fn find(&self, id: i64) -> Result<Option<Post>, StoreError> {
-        self.read(|conn| {
-            let sql = format!("SELECT {SUMMARY_COLUMNS}, markdown, html FROM posts WHERE id = ?1");
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query([id])?;
-            rows.next()?.map(post_from_row).transpose()
-        })
+        self.read(|conn| read_post(conn, id))
     }
 
     fn view(&self, id: i64) -> Result<Option<Post>, StoreError> {
-        self.write(|conn| {
-            let sql = format!(
-                "UPDATE posts SET view_count = view_count + 1 WHERE id = ?1
-                 RETURNING {SUMMARY_COLUMNS}, markdown, html"
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query([id])?;
-            let post = rows.next()?.map(post_from_row).transpose()?;
-            // Step to the end: the implicit transaction commits there, and a failed commit
-            // must surface as an error rather than vanish in the statement reset.
-            while rows.next()?.is_some() {}
-            Ok(post)
-        })
+        let conn = self.conn()?;
+        let outcome = self.views.enqueue(id);
+        let counted = {
+            let _turn = self.write_gate.lock().unwrap_or_else(|p| p.into_inner());
+            // Another thread's transaction may have counted this view while we waited.
+            match outcome.take() {
+                Some(result) => result,
+                None => {
+                    self.views
+                        .flush(|ids| count_views(&conn, ids).map_err(classify));
+                    outcome.take().unwrap_or(Ok(()))
+                }
+            }
+        };
+        counted?;
+        // Read after the commit, so the count shown includes this view.
+        read_post(&conn, id).map_err(classify)
     }
 
     fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError> {
@@ -218,6 +221,27 @@ impl Store for SqliteStore {
             })
         })
     }
+}
+
+fn read_post(conn: &Connection, id: i64) -> rusqlite::Result<Option<Post>> {
+    let sql = format!("SELECT {SUMMARY_COLUMNS}, markdown, html FROM posts WHERE id = ?1");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query([id])?;
+    rows.next()?.map(post_from_row).transpose()
+}
+
+/// One `UPDATE … view_count + 1` per view, all committed together (see `views`).
+fn count_views(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let counted = conn
+        .prepare_cached("UPDATE posts SET view_count = view_count + 1 WHERE id = ?1")
+        .and_then(|mut stmt| ids.iter().try_for_each(|id| stmt.execute([id]).map(|_| ())));
+    let result = counted.and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(|_| ()));
+    if result.is_err() && !conn.is_autocommit() {
+        // Leave the pooled connection clean; the error above is what matters.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
 }
 
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<PostSummary> {
