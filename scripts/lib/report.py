@@ -185,6 +185,7 @@ def render(directory: str) -> str:
         "table in each), created through `POST /posts`"
         + (", then copied inside SQLite" if m.get("grown") else "") + "; each server gets its own copy.",
         "- Errors are non-2xx/3xx answers plus socket errors (connect, read, write, timeout).",
+        *[f"- **{n}**" if "cargo or rustc" in n else f"- {n}" for n in m.get("notes", [])],
         "",
         "## Targets",
         "",
@@ -266,8 +267,6 @@ def render(directory: str) -> str:
             out += ["", f"Grown from {g['before']} to {g['after']} rows of `{g['table']}` in {g['rounds']} copy "
                     f"rounds; time columns shifted older each round: {', '.join(g['shifted'])}."]
         out.append("")
-    if m.get("notes"):
-        out += ["## Notes", ""] + [f"- {n}" for n in m["notes"]] + [""]
     return "\n".join(out)
 
 
