@@ -42,11 +42,12 @@ fn pages(c: &mut Criterion) {
     if posts > 200 {
         let conn = r2d2_sqlite::rusqlite::Connection::open(dir.path().join("bench.db")).unwrap();
         conn.execute(
-            "INSERT INTO posts (created_at, updated_at, view_count, title, name, description,
+            "WITH RECURSIVE n(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM n WHERE value < ?1)
+             INSERT INTO posts (created_at, updated_at, view_count, title, name, description,
                                 markdown, html)
              SELECT p.created_at - n.value, p.updated_at, p.view_count, p.title, p.name,
                     p.description, p.markdown, p.html
-             FROM posts p, generate_series(1, ?1) n WHERE p.id = 1",
+             FROM posts p, n WHERE p.id = 1",
             [(posts - 200) as i64],
         )
         .unwrap();
