@@ -165,13 +165,7 @@ impl Store for SqliteStore {
     fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError> {
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
         self.read(|conn| {
-            // Walks the created_at index backwards (rowid breaks ties), never sorts the table.
-            // The limit is part of the text: SQLite re-prepares a statement whenever a bound
-            // LIMIT changes, which cost more than the query itself.
-            let sql = format!(
-                "SELECT {SUMMARY_COLUMNS} FROM posts
-                 ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET ?1"
-            );
+            let sql = latest_sql(limit);
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map([offset], summary_from_row)?;
             rows.collect()
@@ -180,11 +174,7 @@ impl Store for SqliteStore {
 
     fn popular_since(&self, since: i64, limit: u32) -> Result<Vec<PostSummary>, StoreError> {
         self.read(|conn| {
-            // Range scan over the created_at index; the sort touches only last week's posts.
-            let sql = format!(
-                "SELECT {SUMMARY_COLUMNS} FROM posts WHERE created_at > ?1
-                 ORDER BY view_count DESC, created_at DESC, id DESC LIMIT {limit}"
-            );
+            let sql = popular_sql(limit);
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map([since], summary_from_row)?;
             rows.collect()
@@ -221,6 +211,30 @@ impl Store for SqliteStore {
             })
         })
     }
+}
+
+/// Newest first, skipping `?1` posts. The inner query walks the created_at index backwards
+/// (rowid breaks ties) and skips entries without reading a post row; only the page's rows are
+/// read. The limit is part of the text: SQLite re-prepares a statement whenever a bound LIMIT
+/// changes, which cost more than the query itself.
+fn latest_sql(limit: u32) -> String {
+    format!(
+        "SELECT {SUMMARY_COLUMNS} FROM posts WHERE id IN (
+             SELECT id FROM posts ORDER BY created_at DESC, id DESC LIMIT {limit} OFFSET ?1)
+         ORDER BY created_at DESC, id DESC"
+    )
+}
+
+/// Most viewed posts created after `?1`. The inner query ranges over the
+/// (created_at, view_count) index and sorts last week's entries without reading their rows
+/// (which carry kilobytes of Markdown and HTML); only the winners are read.
+fn popular_sql(limit: u32) -> String {
+    let order = "view_count DESC, created_at DESC, id DESC";
+    format!(
+        "SELECT {SUMMARY_COLUMNS} FROM posts WHERE id IN (
+             SELECT id FROM posts WHERE created_at > ?1 ORDER BY {order} LIMIT {limit})
+         ORDER BY {order}"
+    )
 }
 
 fn read_post(conn: &Connection, id: i64) -> rusqlite::Result<Option<Post>> {
@@ -302,110 +316,5 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn draft(title: &str) -> Draft {
-        Draft {
-            title: title.to_string(),
-            name: "ann".to_string(),
-            markdown: "body".to_string(),
-            html: "<p>body</p>".to_string(),
-            description: "body".to_string(),
-        }
-    }
-
-    #[test]
-    fn write_io_errors_are_write_refusals_but_read_errors_are_not() {
-        let failure = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
-        let write = classify(failure(rusqlite::ffi::SQLITE_IOERR_WRITE));
-        assert!(matches!(write, StoreError::Unwritable(_)), "{write:?}");
-        let read = classify(failure(rusqlite::ffi::SQLITE_IOERR_READ));
-        assert!(matches!(read, StoreError::Failed(_)), "{read:?}");
-    }
-
-    #[test]
-    fn stats_follow_creates_edits_and_deletes_but_not_views() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("b.db")).unwrap();
-        let zero = store.stats().unwrap();
-        assert_eq!(zero.total, 0);
-        let id = store.create(&draft("one"), 100).unwrap();
-        let one = store.stats().unwrap();
-        assert_eq!(one.total, 1);
-        assert!(one.generation > zero.generation);
-        store.view(id).unwrap().unwrap();
-        assert_eq!(
-            store.stats().unwrap(),
-            one,
-            "a view must not bump the generation"
-        );
-        assert!(store.update(id, &draft("uno"), 200).unwrap());
-        assert!(store.stats().unwrap().generation > one.generation);
-        assert!(store.delete(id).unwrap());
-        assert_eq!(store.stats().unwrap().total, 0);
-        assert!(!store.delete(id).unwrap());
-        assert!(!store.update(id, &draft("x"), 300).unwrap());
-    }
-
-    #[test]
-    fn list_queries_use_the_index_not_a_sort_of_the_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.db");
-        let _store = SqliteStore::open(&path).unwrap();
-        let conn = Connection::open(&path).unwrap();
-        let plan = |sql: &str| -> String {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
-            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
-        };
-        let latest = plan(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM posts ORDER BY created_at DESC, id DESC LIMIT 5 OFFSET 10"
-        ));
-        assert!(latest.contains("posts_by_created_at"), "{latest}");
-        assert!(!latest.contains("TEMP B-TREE"), "{latest}");
-        let popular = plan(&format!(
-            "SELECT {SUMMARY_COLUMNS} FROM posts WHERE created_at > 5 \
-             ORDER BY view_count DESC, created_at DESC, id DESC LIMIT 5"
-        ));
-        assert!(
-            popular.contains("posts_by_created_at (created_at>?)"),
-            "{popular}"
-        );
-    }
-
-    #[test]
-    fn a_missing_directory_or_a_corrupt_file_is_a_clear_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("nope").join("b.db");
-        let err = SqliteStore::open(&missing).err().unwrap();
-        assert!(
-            err.starts_with(&format!("cannot open {}", missing.display())),
-            "{err}"
-        );
-        assert!(err.contains("does not exist"), "{err}");
-
-        let junk = dir.path().join("junk.db");
-        std::fs::write(&junk, vec![b'x'; 8192]).unwrap();
-        let err = SqliteStore::open(&junk).err().unwrap();
-        assert!(err.contains("not a database"), "{err}");
-    }
-
-    #[test]
-    fn a_held_write_lock_makes_writes_busy_but_reads_work() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("b.db");
-        let store = SqliteStore::open(&path).unwrap();
-        let id = store.create(&draft("one"), 100).unwrap();
-        let blocker = Connection::open(&path).unwrap();
-        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
-        let started = std::time::Instant::now();
-        let err = store.create(&draft("two"), 101).unwrap_err();
-        assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
-        assert!(started.elapsed() >= schema::BUSY_TIMEOUT - Duration::from_millis(500));
-        assert!(store.find(id).unwrap().is_some());
-        blocker.execute_batch("ROLLBACK").unwrap();
-        assert!(store.create(&draft("two"), 101).is_ok());
-    }
-}
+#[path = "sqlite_tests.rs"]
+mod tests;
