@@ -13,7 +13,7 @@ mod lifecycle;
 mod reload;
 
 use crate::backoff::Backoff;
-use crate::pidfile::Pidfile;
+use crate::pidfile::{is_running, Pidfile};
 use crate::roster::Roster;
 use crate::signals::{name, Event, SignalQueue};
 use crate::table::WorkerTable;
@@ -197,7 +197,7 @@ impl<S: Service + Sync> Drop for Arbiter<S> {
         if let Some(pidfile) = &self.pidfile {
             pidfile.remove();
         }
-        let predecessor_alive = self.predecessor.is_some_and(|pid| kill(pid, None).is_ok());
+        let predecessor_alive = self.predecessor.is_some_and(is_running);
         if let Some(successor) = self.successor {
             // systemd follows the new master (NotifyAccess=main suffices: we are main).
             notify::send(&[NotifyState::MainPid(successor.as_raw().unsigned_abs())]);

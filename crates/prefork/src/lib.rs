@@ -26,8 +26,10 @@
 //! | `USR2` | binary upgrade, below |
 //!
 //! Workers: TERM = stop accepting and drain ([`Monitor::should_stop`], [`Monitor::wake_fd`]),
-//! INT/QUIT = exit at once, USR1 = reopen logs. A worker gets SIGKILL when the master dies
-//! (`PR_SET_PDEATHSIG`), and stops by itself if [`Monitor::heartbeat`] finds the master gone.
+//! INT/QUIT = exit at once, USR1 = reopen logs. One signal thread per worker receives them; the
+//! thread that runs `boot_worker` and every thread it starts keep them blocked, so server code
+//! never sees EINTR from them. A worker gets SIGKILL when the master dies (`PR_SET_PDEATHSIG`),
+//! and stops by itself if [`Monitor::heartbeat`] finds the master gone.
 //!
 //! # Zero-downtime binary upgrade (USR2)
 //! 1. Install the new binary at the same path.

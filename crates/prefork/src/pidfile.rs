@@ -90,16 +90,21 @@ pub(crate) fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// Whether a process `pid` exists (one we may not signal still exists).
-fn is_alive(pid: u32) -> bool {
-    let Ok(raw) = i32::try_from(pid) else {
+/// Whether process `pid` runs. One we may not signal still runs; a zombie does not (it holds
+/// no socket and will never serve again, it only waits for its parent to reap it).
+pub(crate) fn is_running(pid: Pid) -> bool {
+    if pid.as_raw() <= 0 || matches!(nix::sys::signal::kill(pid, None), Err(Errno::ESRCH)) {
         return false;
-    };
-    raw > 0
-        && !matches!(
-            nix::sys::signal::kill(Pid::from_raw(raw), None),
-            Err(Errno::ESRCH)
-        )
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next());
+    !matches!(state, Some("Z" | "X"))
+}
+
+fn is_alive(pid: u32) -> bool {
+    i32::try_from(pid).is_ok_and(|raw| is_running(Pid::from_raw(raw)))
 }
 
 fn write_atomically(path: &Path, pid: u32) -> std::io::Result<()> {

@@ -1,4 +1,4 @@
-//! Signals: the master's queue, the worker's quick-exit actions, and masking around fork.
+//! Signals: the master's queue, the worker's quick-exit action, and signal masks.
 //!
 //! In the master, a handler only writes the signal's number as one byte into a self-pipe; the
 //! arbiter loop reads the bytes back in arrival order (so two TTINs are two TTINs) and does
@@ -10,7 +10,7 @@ use crate::sys;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use signal_hook::SigId;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -135,31 +135,72 @@ pub(crate) fn install_quick_exit() -> io::Result<()> {
     Ok(())
 }
 
-/// Every signal blocked until this guard drops, which restores the previous mask.
+/// Signals blocked in the calling thread until this guard drops, which restores the mask.
 ///
 /// The master forks with everything blocked: the child inherits the mask, replaces the master's
-/// actions with its own and only then unblocks, so no signal reaches it in between.
+/// actions with its own and only then lets signals in, so none reaches it in between.
 pub(crate) struct BlockedSignals {
     previous: SigSet,
+    restore: bool,
 }
 
 impl BlockedSignals {
+    /// Blocks every signal.
     pub(crate) fn block_all() -> io::Result<BlockedSignals> {
-        let mut previous = SigSet::empty();
-        sigprocmask(
-            SigmaskHow::SIG_SETMASK,
-            Some(&SigSet::all()),
-            Some(&mut previous),
-        )?;
-        Ok(BlockedSignals { previous })
+        BlockedSignals::block(&SigSet::all())
+    }
+
+    /// Blocks the supervisor's signals ([`MASTER_SIGNALS`]) in this thread and in the threads
+    /// it starts from now on, so they are delivered to a thread that keeps them unblocked.
+    pub(crate) fn block_handled() -> io::Result<BlockedSignals> {
+        BlockedSignals::block(&handled_set())
+    }
+
+    fn block(set: &SigSet) -> io::Result<BlockedSignals> {
+        let previous = set.thread_swap_mask(SigmaskHow::SIG_BLOCK)?;
+        Ok(BlockedSignals {
+            previous,
+            restore: true,
+        })
+    }
+
+    /// In a worker: narrows "everything blocked" to "the supervisor's signals blocked" for
+    /// good in this thread (and the server threads it will start), and returns the mask a
+    /// signal thread should take with [`receive_signals_here`].
+    ///
+    /// A signal then never lands in a server thread: it would interrupt a blocking socket call
+    /// with a timeout, which SA_RESTART does not restart (signal(7)), with EINTR.
+    pub(crate) fn keep_handled_blocked(mut self) -> io::Result<SigSet> {
+        let mut mask = self.previous;
+        for signal in MASTER_SIGNALS {
+            mask.add(signal);
+        }
+        mask.thread_set_mask()?;
+        self.restore = false;
+        Ok(self.previous)
     }
 }
 
 impl Drop for BlockedSignals {
     fn drop(&mut self) {
-        // Restoring a mask we read back a moment ago cannot fail (EINVAL needs a bad `how`).
-        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&self.previous), None);
+        if self.restore {
+            // Restoring a mask read back a moment ago cannot fail (EINVAL needs a bad `how`).
+            let _ = self.previous.thread_set_mask();
+        }
     }
+}
+
+/// Makes the calling thread one that receives signals (`mask` from `keep_handled_blocked`).
+pub(crate) fn receive_signals_here(mask: &SigSet) -> io::Result<()> {
+    Ok(mask.thread_set_mask()?)
+}
+
+fn handled_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for signal in MASTER_SIGNALS {
+        set.add(signal);
+    }
+    set
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 
 use crate::pidfile::Pidfile;
 use crate::protocol::exit_code;
-use crate::signals::name;
+use crate::signals::{name, BlockedSignals};
 use crate::table::{monotonic_ms, WorkerTable};
 use crate::worker::{panic_message, with_jitter};
 use crate::{bind, upgrade, BootError, Error, Listener, Monitor, Service, WorkerContext};
@@ -100,7 +100,14 @@ pub(crate) fn run_single<S: Service + Sync>(
         };
         let signals = &mut signals;
         scope.spawn(move || control.run(signals, &done_rx));
+        // Signals go to the control thread, never to the server's threads (see
+        // `BlockedSignals::keep_handled_blocked`); the mask comes back when this returns.
+        let routed = BlockedSignals::block_handled();
+        if let Err(e) = &routed {
+            log::warn!("Cannot keep signals away from the server's threads: {e}");
+        }
         let outcome = catch_unwind(AssertUnwindSafe(|| service.boot_worker(ctx)));
+        drop(routed);
         drop(done_tx);
         handle.close();
         outcome

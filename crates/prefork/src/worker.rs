@@ -1,12 +1,12 @@
 //! The worker's side: [`WorkerContext`], [`Monitor`], and the life of a forked worker.
 //!
 //! A worker is forked by the master with every signal blocked. It installs its own signal
-//! actions (TERM: stop flag and wake pipe; INT/QUIT: exit now; USR1: reopen logs), arranges to
-//! die with the master, then runs [`crate::Service::boot_worker`] and leaves through
-//! `process::exit` with a named exit code after writing why into its slot.
+//! actions (TERM: stop flag and wake pipe; INT/QUIT: exit now; USR1: reopen logs) served by one
+//! signal thread, arranges to die with the master, then runs [`crate::Service::boot_worker`]
+//! and leaves through `process::exit` with a named exit code after writing why in its slot.
 
 use crate::protocol::{exit_code, ExitReason, SlotState};
-use crate::signals::{install_quick_exit, wake_master, BlockedSignals};
+use crate::signals::{install_quick_exit, receive_signals_here, wake_master, BlockedSignals};
 use crate::table::{monotonic_ms, Slot, WorkerTable};
 use crate::{Listener, Service};
 use nix::sys::signal::Signal;
@@ -294,8 +294,17 @@ fn serve_child<S: Service + Sync>(service: &S, plan: ChildPlan, blocked: Blocked
             return exit_code::BOOT_FAILED;
         }
     };
-    // The worker's own actions are in place: signals that arrived since the fork run now.
-    drop(blocked);
+    // The worker's own actions are in place. Server threads never see the supervisor's
+    // signals; the signal thread below takes them, including any that arrived since the fork.
+    let signal_mask = match blocked.keep_handled_blocked() {
+        Ok(mask) => mask,
+        Err(e) => {
+            let message = format!("cannot set the worker's signal mask: {e}");
+            log::error!("{message}");
+            monitor.record_exit(ExitReason::BootFailed, &message);
+            return exit_code::BOOT_FAILED;
+        }
+    };
 
     let seed = u64::from(pid) ^ monotonic_ms().rotate_left(17);
     let max_requests = with_jitter(plan.max_requests, plan.max_requests_jitter, seed);
@@ -307,6 +316,9 @@ fn serve_child<S: Service + Sync>(service: &S, plan: ChildPlan, blocked: Blocked
     let usr1_handle = usr1.handle();
     let outcome = std::thread::scope(|scope| {
         scope.spawn(|| {
+            if let Err(e) = receive_signals_here(&signal_mask) {
+                log::error!("Cannot receive signals in the signal thread: {e}");
+            }
             for _ in usr1.forever() {
                 service.reopen_logs();
             }

@@ -19,6 +19,9 @@ fn runs_as_many_workers_as_asked_and_they_serve() {
     assert!(workers.contains(&served), "{served} not in {workers:?}");
     assert_eq!(read_pid(&server.pidfile), Some(server.pid));
     assert!(server.log().contains("Using worker: prefork (threads: 4)"));
+    for pid in &workers {
+        server.wait_for_log(&format!("Booting worker with pid: {pid}"));
+    }
     assert_eq!(server.count_in_log("Booting worker with pid:"), 3);
 }
 
@@ -85,7 +88,12 @@ fn hup_replaces_every_worker_without_a_failed_request() {
     });
     stop.store(true, Ordering::Relaxed);
     client.join().unwrap();
-    assert_eq!(*failures.lock().unwrap(), Vec::<String>::new());
+    assert_eq!(
+        *failures.lock().unwrap(),
+        Vec::<String>::new(),
+        "log:\n{}",
+        server.log()
+    );
     let seen = seen.lock().unwrap();
     assert!(
         new.iter().any(|pid| seen.contains(pid)),
@@ -111,6 +119,9 @@ fn hup_with_a_failing_reload_keeps_the_workers() {
         old.iter().all(|pid| now.contains(pid)),
         "{old:?} vs {now:?}"
     );
+    for pid in &now {
+        server.wait_for_log(&format!("Booting worker with pid: {pid}"));
+    }
     assert_eq!(server.count_in_log("Booting worker with pid:"), 3);
 }
 
@@ -154,10 +165,9 @@ fn term_kills_a_worker_that_outstays_the_graceful_timeout() {
     let mut server = Server::start(&["-w", "1", "--graceful-timeout", "1"]);
     let worker = server.serving_pid();
     let port = server.port;
-    let hung = std::thread::spawn(move || {
-        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        support::http_get(stream, "/hang")
-    });
+    // Connected here, on the test's thread, so it is queued before any later request.
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let hung = std::thread::spawn(move || support::http_get(stream, "/hang"));
     // The worker accepts in queue order: once a later request is answered, the hung one was
     // accepted and holds a task.
     wait_until("the hung request to be accepted", WAIT, || {
@@ -175,10 +185,9 @@ fn int_stops_quickly_even_with_a_request_in_flight() {
     let mut server = Server::start(&["-w", "2", "--graceful-timeout", "60"]);
     server.wait_for_workers("two", |w| w.len() == 2);
     let port = server.port;
-    let hung = std::thread::spawn(move || {
-        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        support::http_get(stream, "/hang")
-    });
+    // Connected here, on the test's thread, so it is queued before any later request.
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let hung = std::thread::spawn(move || support::http_get(stream, "/hang"));
     server.serving_pid();
     let start = std::time::Instant::now();
     server.signal(Signal::SIGINT);
@@ -280,10 +289,9 @@ fn a_hung_task_is_killed_naming_its_request_and_replaced() {
     let server = Server::start(&["-w", "1", "--timeout", "2"]);
     let worker = server.serving_pid();
     let port = server.port;
-    let hung = std::thread::spawn(move || {
-        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        support::http_get(stream, "/hang")
-    });
+    // Connected here, on the test's thread, so it is queued before any later request.
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let hung = std::thread::spawn(move || support::http_get(stream, "/hang"));
     let line = server.wait_for_log(&format!("WORKER TIMEOUT (pid {worker})"));
     assert!(line.contains(" stuck for "), "{line}");
     assert!(line.ends_with("s on GET /hang"), "{line}");
@@ -348,6 +356,8 @@ fn usr2_starts_a_new_master_that_takes_over() {
     wait_until("the new master to stop", WAIT, || {
         (!is_running(new_master)).then_some(())
     });
+    // Gone: its pid may be reused, so the drop must not kill it any more.
+    server.also_kill.clear();
     assert!(!server.pidfile.exists());
 }
 
@@ -382,13 +392,44 @@ fn single_process_mode_serves_in_the_master_and_stops_on_term() {
 #[test]
 fn a_second_master_refuses_a_live_pidfile() {
     let first = Server::start(&["-w", "1"]);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_prefork-demo"))
+    let log = first.dir.path().join("second.log");
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_prefork-demo"))
         .args(["--bind", "127.0.0.1:0", "--pid"])
         .arg(&first.pidfile)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut second = support::KillOnDrop(second);
+    let status = wait_until("the second master to give up", WAIT, || {
+        second.0.try_wait().unwrap()
+    });
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("names a running process"), "{stderr}");
     assert_eq!(read_pid(&first.pidfile), Some(first.pid));
+}
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let next = || {
+        let mut buf = [0u8; 512];
+        let n = socket.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut server = Server::start_with_env(&["-w", "2"], &[("NOTIFY_SOCKET", &path)]);
+    assert_eq!(next(), format!("MAINPID={}\nREADY=1\n", server.pid));
+    assert_eq!(server.workers().len(), 2);
+    server.signal(Signal::SIGHUP);
+    assert_eq!(next(), "RELOADING=1\n");
+    assert_eq!(next(), "READY=1\n");
+    assert!(server.log().contains("Generation 2 ready"));
+    server.signal(Signal::SIGTERM);
+    assert_eq!(next(), "STOPPING=1\n");
+    assert_eq!(server.wait_exit().code(), Some(0));
 }

@@ -4,6 +4,7 @@
 //! the spawning, retiring and killing.
 
 use super::{notify, Arbiter, State, QUICK_STOP_GRACE};
+use crate::pidfile::is_running;
 use crate::protocol::exit_code;
 use crate::roster::KillReason;
 use crate::{upgrade, Service};
@@ -112,7 +113,7 @@ impl<S: Service + Sync> Arbiter<S> {
             log::warn!("Ignoring USR2: the new master (pid {pid}) is still running");
             return;
         }
-        if let Some(old) = self.predecessor.filter(|pid| kill(*pid, None).is_ok()) {
+        if let Some(old) = self.predecessor.filter(|pid| is_running(*pid)) {
             log::warn!("Ignoring USR2: the previous master (pid {old}) still runs; stop it first");
             return;
         }

@@ -108,15 +108,15 @@ fn serve(ctx: WorkerContext, threads: usize) -> std::io::Result<()> {
                     .lock()
                     .map_err(|_| std::io::Error::other("poisoned"))?
                     .pop();
-                let Some(task) = task else {
-                    continue; // all tasks busy: drop the connection
-                };
                 let free_tasks = &free_tasks;
-                scope.spawn(move || {
-                    handle(stream, task, monitor);
-                    if let Ok(mut free) = free_tasks.lock() {
-                        free.push(task);
+                scope.spawn(move || match task {
+                    Some(task) => {
+                        handle(stream, task, monitor);
+                        if let Ok(mut free) = free_tasks.lock() {
+                            free.push(task);
+                        }
                     }
+                    None => busy(stream),
                 });
             }
         }
@@ -142,19 +142,34 @@ impl Conn for std::os::unix::net::UnixStream {
     }
 }
 
-fn handle(mut stream: Box<dyn Conn>, task: usize, monitor: &prefork::Monitor) {
-    if stream.set_blocking_with_timeout().is_err() {
-        return;
-    }
+/// Reads the request head; `None` if the client went away first.
+fn read_head(stream: &mut dyn Conn) -> Option<String> {
+    stream.set_blocking_with_timeout().ok()?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return None,
             Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return None,
         }
     }
-    let head = String::from_utf8_lossy(&head);
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+fn respond(stream: &mut dyn Conn, status: &str, body: &str) {
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes());
+}
+
+fn handle(mut stream: Box<dyn Conn>, task: usize, monitor: &prefork::Monitor) {
+    let Some(head) = read_head(stream.as_mut()) else {
+        return;
+    };
     let mut words = head.split_whitespace();
     let method = words.next().unwrap_or("?");
     let path = words.next().unwrap_or("?");
@@ -164,13 +179,15 @@ fn handle(mut stream: Box<dyn Conn>, task: usize, monitor: &prefork::Monitor) {
             std::thread::sleep(Duration::from_secs(60));
         }
     }
-    let body = monitor.pid().to_string();
-    let response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(response.as_bytes());
+    respond(stream.as_mut(), "200 OK", &monitor.pid().to_string());
     monitor.task_finished(task);
+}
+
+/// Every task is busy: answer 503 (after reading the request, so closing sends no reset).
+fn busy(mut stream: Box<dyn Conn>) {
+    if read_head(stream.as_mut()).is_some() {
+        respond(stream.as_mut(), "503 Service Unavailable", "busy");
+    }
 }
 
 fn parse_args() -> Result<(Settings, Vec<BindAddress>, bool), String> {

@@ -77,6 +77,9 @@ impl Server {
             pid,
             also_kill: Vec::new(),
         };
+        // The supervisor is up (pidfile written, signal handlers in place) once it names its
+        // worker type; a signal sent before that would meet the default actions.
+        server.wait_for_log("Using worker:");
         let line = server.wait_for_log("Listening at: http://127.0.0.1:");
         server.port = line
             .rsplit("127.0.0.1:")
@@ -166,7 +169,12 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let mut masters = self.also_kill.clone();
+        let mut masters: Vec<i32> = self
+            .also_kill
+            .iter()
+            .copied()
+            .filter(|&pid| is_running(pid))
+            .collect();
         if self.child.is_some() {
             masters.push(self.pid);
         }
@@ -179,6 +187,16 @@ impl Drop for Server {
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
+    }
+}
+
+/// A child process killed when the test ends, however it ends.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
