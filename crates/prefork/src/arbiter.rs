@@ -125,6 +125,9 @@ impl<S: Service + Sync> Arbiter<S> {
 
     /// The arbiter loop; returns the process exit status.
     pub(crate) fn run(mut self) -> Result<i32, Error> {
+        // Spawn the first generation at once: waiting for the first tick would add a whole
+        // second to every start (and to every USR2 hand-over).
+        self.manage();
         loop {
             let events = self.signals.wait(self.sleep_time());
             for event in events.map_err(|e| Error::io("waiting for signals", e))? {
