@@ -117,8 +117,7 @@ impl<'a> Poller<'a> {
         let outcome = dispatch.drain_outcome()?;
         // Keep-alive connections close now; ones mid-request may finish; fresh ones get a
         // short grace for their first request; lingering ones run out.
-        self.conns
-            .retain(|c| c.is_lingering() || !c.reader.is_empty() || c.served == 0);
+        self.close_idle_keep_alive(now);
         if self.conns.is_empty() && dispatch.busy() == 0 {
             self.take_returned(now);
             if self.conns.is_empty() {
@@ -134,6 +133,34 @@ impl<'a> Poller<'a> {
             return Some(outcome);
         }
         None
+    }
+
+    /// During a drain, ends every idle keep-alive connection. A request the client already
+    /// sent (it could not know of the drain) is still read and served, with
+    /// `Connection: close`; the others get a graceful close (FIN, then discard), because
+    /// closing a socket with unread bytes would answer a request in flight with an RST.
+    fn close_idle_keep_alive(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            let conn = &self.conns[i];
+            if conn.is_lingering() || !conn.reader.is_empty() || conn.served == 0 {
+                i += 1;
+                continue;
+            }
+            match self.read_and_advance(i, now) {
+                Action::Keep if self.conns[i].reader.is_empty() => {
+                    if self.conns[i].start_linger() {
+                        i += 1;
+                    } else {
+                        drop(self.conns.swap_remove(i));
+                    }
+                }
+                // Part of a head arrived: it gets the drain's grace like any other.
+                Action::Keep => i += 1,
+                // Served, rejected or dropped: the connection left slot `i`.
+                action => self.act(i, action),
+            }
+        }
     }
 
     /// Stops accepting. Connections the kernel already accepted are taken first, so a stop
