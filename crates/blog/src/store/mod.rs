@@ -5,6 +5,7 @@
 //! handlers can answer 503 with `Retry-After` for a busy or unwritable database and keep reads
 //! working, without knowing which database is behind the trait.
 
+mod checkpoint;
 mod legacy;
 mod schema;
 mod sqlite;

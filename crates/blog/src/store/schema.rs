@@ -26,10 +26,16 @@ const SLOW_RETRY: Duration = Duration::from_millis(1);
 /// SQLite replays it on the next open), but the last commits may be lost on power loss or a
 /// kernel crash. That is the usual trade for a blog; use FULL to survive power loss at the
 /// cost of one fsync per write (every view is a write).
+///
+/// `wal_autocheckpoint = 0`: checkpoints run on a background thread (`checkpoint.rs`), not
+/// inside whichever commit happens to cross the threshold. `journal_size_limit`: a WAL that
+/// grew in a burst is cut back to 64 MiB when it starts over.
 const CONNECTION_PRAGMAS: &str = "
     PRAGMA foreign_keys = ON;
     PRAGMA synchronous = NORMAL;
     PRAGMA temp_store = MEMORY;
+    PRAGMA wal_autocheckpoint = 0;
+    PRAGMA journal_size_limit = 67108864;
 ";
 
 /// Each entry moves the schema from version `index` to `index + 1`.

@@ -6,6 +6,7 @@
 //! lock and wait up to the busy timeout. Views are counted with group commit (`views.rs`):
 //! one UPDATE per view, committed before the post is read, never lost or counted twice.
 
+use super::checkpoint::Checkpointer;
 use super::schema;
 use super::views::ViewQueue;
 use super::{Draft, Post, PostSummary, Stats, Store, StoreError};
@@ -24,6 +25,8 @@ pub(crate) struct SqliteStore {
     /// This process's write turn: SQLite admits one writer at a time anyway.
     write_gate: Mutex<()>,
     views: ViewQueue,
+    /// Folds the WAL back into the database every second; stops when the store is dropped.
+    _checkpointer: Checkpointer,
 }
 
 impl SqliteStore {
@@ -61,10 +64,12 @@ impl SqliteStore {
             // A connection to a local file does not go stale; checking costs a statement.
             .test_on_check_out(false)
             .build_unchecked(manager);
+        let checkpointer = Checkpointer::start(path.to_path_buf(), flags).map_err(fail)?;
         Ok(SqliteStore {
             pool,
             write_gate: Mutex::new(()),
             views: ViewQueue::default(),
+            _checkpointer: checkpointer,
         })
     }
 

@@ -131,3 +131,26 @@ fn a_held_write_lock_makes_writes_busy_but_reads_work() {
     blocker.execute_batch("ROLLBACK").unwrap();
     assert!(store.create(&draft("two"), 101).is_ok());
 }
+
+#[test]
+fn the_background_thread_folds_the_wal_into_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let before = std::fs::metadata(&path).unwrap().len();
+    let mut big = draft("big");
+    big.html = "x".repeat(64 * 1024);
+    for _ in 0..8 {
+        store.create(&big, 100).unwrap();
+    }
+    // Commits never checkpoint by themselves, so the database file only grows once the
+    // background thread has run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&path).unwrap().len() < before + 8 * 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
