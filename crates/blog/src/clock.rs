@@ -33,16 +33,7 @@ struct Civil {
 fn civil(ts: i64) -> Civil {
     let days = ts.div_euclid(86_400);
     let secs = ts.rem_euclid(86_400) as u32;
-    // civil_from_days: shift the epoch to 0000-03-01 so leap days end each 400-year era.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = http::civil_from_days(days);
     Civil {
         year,
         month,

@@ -54,7 +54,10 @@ impl std::fmt::Display for ClfTime {
 }
 
 /// The proleptic Gregorian (year, month 1-12, day 1-31) of a count of days since 1970-01-01.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+///
+/// Public because the binary's log lines and the blog's dates need the same calendar, and a
+/// date crate for one function would be more than the problem (Howard Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097); // [0, 146096]

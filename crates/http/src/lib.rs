@@ -37,6 +37,7 @@ mod response;
 mod server;
 mod target;
 
+pub use date::civil_from_days;
 pub use error::ProtocolError;
 pub use handler::{error_page, Control, Handler};
 pub use reader::parse_request;
