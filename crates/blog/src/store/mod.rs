@@ -9,6 +9,7 @@ mod checkpoint;
 mod legacy;
 mod schema;
 mod sqlite;
+mod upkeep;
 mod views;
 
 pub(crate) use sqlite::SqliteStore;
@@ -92,7 +93,8 @@ pub(crate) trait Store: Send + Sync {
     fn delete(&self, id: i64) -> Result<bool, StoreError>;
     /// Reads a post without counting a view.
     fn find(&self, id: i64) -> Result<Option<Post>, StoreError>;
-    /// Counts one view (committed before it returns) and returns the post including it.
+    /// Counts one view (journaled before it returns, so it survives the process dying) and
+    /// returns the post with the view included in its count; a missing post counts nothing.
     fn view(&self, id: i64) -> Result<Option<Post>, StoreError>;
     /// Newest first, skipping `offset` posts.
     fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError>;

@@ -83,6 +83,16 @@ const MIGRATIONS: &[&str] = &[
     -- (rows carry kilobytes of Markdown and HTML). Views pay one extra index-entry update.
     CREATE INDEX posts_by_created_at_and_views ON posts (created_at, view_count);
 ",
+    "
+    -- Version 3: how far each worker's view journal (`<database>.views/NAME.log`) is counted
+    -- into posts.view_count. The offset moves in the same transaction as the counts, so
+    -- whoever applies a journal, its worker or a sibling after a crash, starts exactly where
+    -- the last commit ended (see store/views).
+    CREATE TABLE view_journals (
+        name           TEXT PRIMARY KEY,
+        applied_offset INTEGER NOT NULL CHECK (applied_offset >= 0)
+    ) WITHOUT ROWID;
+",
 ];
 
 /// Applies the per-connection settings.

@@ -3,17 +3,18 @@
 //! Writes from this process's threads queue on `write_gate` first: SQLite lets one writer in
 //! at a time anyway, and a mutex hands the turn over in microseconds where SQLite's busy
 //! handler would sleep for milliseconds. Writers in other workers still meet on SQLite's
-//! lock and wait up to the busy timeout. Views are counted with group commit (`views.rs`):
-//! one UPDATE per view, committed before the post is read, never lost or counted twice.
+//! lock and wait up to the busy timeout. Views are journaled per worker and committed in
+//! batches by the upkeep thread (`views/`); a page adds this worker's views that its database
+//! snapshot lacks, so a reader sees their own view at once and never twice.
 
-use super::checkpoint::Checkpointer;
 use super::schema;
-use super::views::ViewQueue;
+use super::upkeep;
+use super::views::ViewCounter;
 use super::{Draft, Post, PostSummary, Stats, Store, StoreError};
 use r2d2_sqlite::rusqlite::{self, params, Connection, ErrorCode, OpenFlags, Row};
 use r2d2_sqlite::SqliteConnectionManager;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Enough connections for every handler thread of a worker; they are opened lazily.
 const POOL_SIZE: u32 = 16;
@@ -23,10 +24,10 @@ const SUMMARY_COLUMNS: &str = "id, title, name, description, created_at, updated
 pub(crate) struct SqliteStore {
     pool: r2d2::Pool<SqliteConnectionManager>,
     /// This process's write turn: SQLite admits one writer at a time anyway.
-    write_gate: Mutex<()>,
-    views: ViewQueue,
-    /// Folds the WAL back into the database every second; stops when the store is dropped.
-    _checkpointer: Checkpointer,
+    write_gate: Arc<Mutex<()>>,
+    /// Also keeps the upkeep thread (view flushes, checkpoints) alive: it ends once this is
+    /// dropped.
+    views: Arc<ViewCounter>,
 }
 
 impl SqliteStore {
@@ -50,6 +51,10 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(path, flags).map_err(|e| fail(e.to_string()))?;
         schema::configure(&conn).map_err(|e| fail(e.to_string()))?;
         schema::migrate(&mut conn).map_err(fail)?;
+        let write_gate = Arc::new(Mutex::new(()));
+        let views = Arc::new(ViewCounter::open(path, Arc::clone(&write_gate)));
+        // Views that workers which died took with them, before this one serves any page.
+        views.recover(&conn);
         drop(conn);
 
         let manager = SqliteConnectionManager::file(path)
@@ -64,12 +69,11 @@ impl SqliteStore {
             // A connection to a local file does not go stale; checking costs a statement.
             .test_on_check_out(false)
             .build_unchecked(manager);
-        let checkpointer = Checkpointer::start(path.to_path_buf(), flags).map_err(fail)?;
+        upkeep::start(path, flags, Arc::downgrade(&views)).map_err(fail)?;
         Ok(SqliteStore {
             pool,
-            write_gate: Mutex::new(()),
-            views: ViewQueue::default(),
-            _checkpointer: checkpointer,
+            write_gate,
+            views,
         })
     }
 
@@ -93,6 +97,42 @@ impl SqliteStore {
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = self.conn()?;
         f(&conn).map_err(classify)
+    }
+
+    /// Counts a view with its own committed UPDATE, then reads the post: for a worker whose
+    /// view journal could not be created or refuses writes.
+    fn view_directly(&self, id: i64) -> Result<Option<Post>, StoreError> {
+        self.write(|conn| {
+            conn.prepare_cached("UPDATE posts SET view_count = view_count + 1 WHERE id = ?1")?
+                .execute([id])
+        })?;
+        self.find(id)
+    }
+
+    /// Commits pending views now, as the upkeep thread does every turn.
+    #[cfg(test)]
+    pub(crate) fn flush_views(&self) -> Result<u64, StoreError> {
+        let conn = self.conn()?;
+        self.views.flush(&conn).map_err(classify)
+    }
+
+    /// Simulates this worker being killed: its journal is let go without a final flush.
+    #[cfg(test)]
+    pub(crate) fn abandon_views(&self) {
+        self.views.abandon();
+    }
+}
+
+impl Drop for SqliteStore {
+    /// The final flush: this worker's pending views are committed and its journal removed
+    /// (or, if that fails, left for another worker or the next start to apply).
+    fn drop(&mut self) {
+        match self.pool.get() {
+            Ok(conn) => self.views.retire(&conn),
+            Err(e) => log::warn!(
+                "cannot commit this worker's last views ({e}); its view journal keeps them"
+            ),
+        }
     }
 }
 
@@ -148,23 +188,35 @@ impl Store for SqliteStore {
     }
 
     fn view(&self, id: i64) -> Result<Option<Post>, StoreError> {
-        let conn = self.conn()?;
-        let outcome = self.views.enqueue(id);
-        let counted = {
-            let _turn = self.write_gate.lock().unwrap_or_else(|p| p.into_inner());
-            // Another thread's transaction may have counted this view while we waited.
-            match outcome.take() {
-                Some(result) => result,
-                None => {
-                    self.views
-                        .flush(|ids| count_views(&conn, ids).map_err(classify));
-                    outcome.take().unwrap_or(Ok(()))
-                }
-            }
+        let Some(journal) = self.views.journal_name() else {
+            return self.view_directly(id);
         };
-        counted?;
-        // Read after the commit, so the count shown includes this view.
-        read_post(&conn, id).map_err(classify)
+        let conn = self.conn()?;
+        // Read first: a missing post is not journaled.
+        let Some((mut post, snapshot)) =
+            read_journaled_post(&conn, id, journal).map_err(classify)?
+        else {
+            return Ok(None);
+        };
+        let Some(unapplied) = self.views.record(id) else {
+            drop(conn);
+            return self.view_directly(id);
+        };
+        let unseen = match unapplied.beyond(snapshot) {
+            Some(unseen) => unseen,
+            // A flush committed between the read and the record: read the count again. This
+            // snapshot is later than the record, so it is never too old.
+            None => match read_journaled_count(&conn, id, journal).map_err(classify)? {
+                Some((count, snapshot)) => {
+                    post.summary.view_count = count;
+                    unapplied.beyond(snapshot).unwrap_or(0)
+                }
+                None => return Ok(None),
+            },
+        };
+        let unseen = i64::try_from(unseen).unwrap_or(i64::MAX);
+        post.summary.view_count = post.summary.view_count.saturating_add(unseen);
+        Ok(Some(post))
     }
 
     fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError> {
@@ -249,18 +301,48 @@ fn read_post(conn: &Connection, id: i64) -> rusqlite::Result<Option<Post>> {
     rows.next()?.map(post_from_row).transpose()
 }
 
-/// One `UPDATE … view_count + 1` per view, all committed together (see `views`).
-fn count_views(conn: &Connection, ids: &[i64]) -> rusqlite::Result<()> {
-    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let counted = conn
-        .prepare_cached("UPDATE posts SET view_count = view_count + 1 WHERE id = ?1")
-        .and_then(|mut stmt| ids.iter().try_for_each(|id| stmt.execute([id]).map(|_| ())));
-    let result = counted.and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(|_| ()));
-    if result.is_err() && !conn.is_autocommit() {
-        // Leave the pooled connection clean; the error above is what matters.
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    result
+/// A post and, from the same snapshot, how far `journal` is applied (0 before its first flush).
+fn read_journaled_post(
+    conn: &Connection,
+    id: i64,
+    journal: &str,
+) -> rusqlite::Result<Option<(Post, u64)>> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, markdown, html,
+                (SELECT applied_offset FROM view_journals WHERE name = ?2)
+         FROM posts WHERE id = ?1"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![id, journal])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let applied: Option<i64> = row.get(9)?;
+    Ok(Some((post_from_row(row)?, offset(applied))))
+}
+
+/// A post's view count and, from the same snapshot, how far `journal` is applied.
+fn read_journaled_count(
+    conn: &Connection,
+    id: i64,
+    journal: &str,
+) -> rusqlite::Result<Option<(i64, u64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT view_count, (SELECT applied_offset FROM view_journals WHERE name = ?2)
+         FROM posts WHERE id = ?1",
+    )?;
+    let mut rows = stmt.query(params![id, journal])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let applied: Option<i64> = row.get(1)?;
+    Ok(Some((row.get(0)?, offset(applied))))
+}
+
+/// A journal's applied offset as read: no row yet is 0, and the column's CHECK keeps it
+/// non-negative.
+fn offset(applied: Option<i64>) -> u64 {
+    applied.map_or(0, |a| a.max(0) as u64)
 }
 
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<PostSummary> {

@@ -78,8 +78,11 @@ fn an_older_schema_is_migrated_forward_keeping_its_posts() {
     drop(store);
     // Make it look like a version 1 database.
     let conn = Connection::open(&path).unwrap();
-    conn.execute_batch("DROP INDEX posts_by_created_at_and_views; PRAGMA user_version = 1")
-        .unwrap();
+    conn.execute_batch(
+        "DROP INDEX posts_by_created_at_and_views; DROP TABLE view_journals;
+         PRAGMA user_version = 1",
+    )
+    .unwrap();
     drop(conn);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(store.find(id).unwrap().unwrap().summary.title, "kept");
@@ -87,7 +90,7 @@ fn an_older_schema_is_migrated_forward_keeping_its_posts() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let index: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'posts_by_created_at_and_views'",
