@@ -1,11 +1,17 @@
-//! Syntax highlighting of fenced code blocks with syntect, as CSS classes (`hl-…`).
+//! Syntax highlighting of fenced code blocks with syntect, as CSS classes (`hl-…`), on one
+//! thread per worker.
 //!
 //! Classes rather than inline colours: the sanitiser forbids `style`, and one committed
 //! stylesheet (`static/highlight.css`, see [`stylesheet`]) gives light and dark themes. The
-//! syntax definitions load on the first highlighted block, not at worker start, since only
-//! saving a post needs them.
+//! thread and the syntax definitions start with the first highlighted block, since only
+//! saving a post needs them. One thread, because syntect's pure-Rust regex engine keeps a
+//! match cache per pattern for every thread that runs it (1–2 MB per language and thread, on
+//! top of the 7–10 MB its compiled patterns take): handler threads highlighting in turn each
+//! grew their own copy. Saves are rare next to reads, so queueing their blocks costs little.
 
 use crate::escape::escape_html;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::OnceLock;
 use syntect::html::{ClassStyle, ClassedHTMLGenerator};
 use syntect::parsing::SyntaxSet;
@@ -17,10 +23,19 @@ const CLASS_STYLE: ClassStyle = ClassStyle::SpacedPrefixed {
     prefix: CLASS_PREFIX,
 };
 
-/// Turns code into highlighted HTML; holds the lazily loaded syntax definitions.
+/// Turns code into highlighted HTML by handing it to the highlighting thread.
 #[derive(Default)]
 pub(crate) struct Highlighter {
-    syntaxes: OnceLock<SyntaxSet>,
+    /// The highlighting thread's queue, once started (`None`: it could not be started). The
+    /// thread ends when this, its only sender, is dropped with the highlighter.
+    jobs: OnceLock<Option<Sender<Job>>>,
+}
+
+/// One block to highlight, and where its HTML goes (`None`: show it as plain code).
+struct Job {
+    lang: String,
+    code: String,
+    reply: SyncSender<Option<String>>,
 }
 
 impl Highlighter {
@@ -30,9 +45,7 @@ impl Highlighter {
         let highlighted = if lang.is_empty() {
             None
         } else {
-            // A grammar bug must not take the save down: fall back to plain code.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.classed(lang, code)))
-                .unwrap_or(None)
+            self.classed(lang, code)
         };
         match highlighted {
             Some(spans) => {
@@ -43,18 +56,56 @@ impl Highlighter {
     }
 
     fn classed(&self, lang: &str, code: &str) -> Option<String> {
-        let syntaxes = self.syntaxes.get_or_init(SyntaxSet::load_defaults_newlines);
-        let syntax = syntaxes.find_syntax_by_token(lang)?;
-        let mut generator =
-            ClassedHTMLGenerator::new_with_class_style(syntax, syntaxes, CLASS_STYLE);
-        for line in LinesWithEndings::from(code) {
-            if let Err(err) = generator.parse_html_for_line_which_includes_newline(line) {
-                log::warn!("highlighting {lang} failed, showing plain code: {err}");
-                return None;
-            }
-        }
-        Some(generator.finalize())
+        let jobs = self.jobs.get_or_init(start).as_ref()?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        let job = Job {
+            lang: lang.to_string(),
+            code: code.to_string(),
+            reply,
+        };
+        // Either fails only if the thread is gone, which `serve` never lets a job cause.
+        jobs.send(job).ok()?;
+        answer.recv().ok().flatten()
     }
+}
+
+fn start() -> Option<Sender<Job>> {
+    let (jobs, queue) = mpsc::channel();
+    match std::thread::Builder::new()
+        .name("highlighter".into())
+        .spawn(move || serve(&queue))
+    {
+        Ok(_) => Some(jobs),
+        Err(err) => {
+            log::warn!("cannot start the highlighting thread, code stays plain: {err}");
+            None
+        }
+    }
+}
+
+/// The highlighting thread: answers jobs until the highlighter is dropped.
+fn serve(queue: &Receiver<Job>) {
+    let mut syntaxes: Option<SyntaxSet> = None;
+    for job in queue {
+        let syntaxes = syntaxes.get_or_insert_with(SyntaxSet::load_defaults_newlines);
+        // A grammar bug must not take the save down: fall back to plain code.
+        let html = catch_unwind(AssertUnwindSafe(|| classed(syntaxes, &job.lang, &job.code)))
+            .unwrap_or(None);
+        // The saving thread waits for this answer; if it went away, nobody needs it.
+        let _ = job.reply.send(html);
+    }
+}
+
+fn classed(syntaxes: &SyntaxSet, lang: &str, code: &str) -> Option<String> {
+    let syntax = syntaxes.find_syntax_by_token(lang)?;
+    let mut generator = ClassedHTMLGenerator::new_with_class_style(syntax, syntaxes, CLASS_STYLE);
+    for line in LinesWithEndings::from(code) {
+        if let Err(err) = generator.parse_html_for_line_which_includes_newline(line) {
+            log::warn!("highlighting {lang} failed, showing plain code: {err}");
+            return None;
+        }
+    }
+    Some(generator.finalize())
 }
 
 #[cfg(test)]
@@ -110,6 +161,22 @@ mod tests {
         let unknown = hl.block("no-such-language", "<script>\n");
         assert_eq!(unknown, "<pre><code>&lt;script&gt;\n</code></pre>\n");
         assert_eq!(hl.block("", "x\n"), "<pre><code>x\n</code></pre>\n");
+    }
+
+    #[test]
+    fn blocks_from_many_threads_all_come_back_highlighted() {
+        let hl = Highlighter::default();
+        std::thread::scope(|scope| {
+            for n in 0..8 {
+                let hl = &hl;
+                scope.spawn(move || {
+                    let code = format!("let n = {n};\n");
+                    let out = hl.block(if n % 2 == 0 { "rust" } else { "js" }, &code);
+                    assert!(out.starts_with("<pre class=\"hl-code\">"), "{out}");
+                    assert!(out.contains(&n.to_string()), "{out}");
+                });
+            }
+        });
     }
 
     /// `static/highlight.css` must match what the themes generate.
