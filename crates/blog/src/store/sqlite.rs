@@ -16,7 +16,8 @@ use r2d2_sqlite::SqliteConnectionManager;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Enough connections for every handler thread of a worker; they are opened lazily.
+/// Enough connections for every handler thread of a worker. They are opened on demand, when a
+/// thread finds none idle, so a worker holds as many as it ever ran queries at once.
 const POOL_SIZE: u32 = 16;
 
 const SUMMARY_COLUMNS: &str = "id, title, name, description, created_at, updated_at, view_count";
@@ -64,7 +65,11 @@ impl SqliteStore {
         // for the whole connection timeout retrying if it could not.
         let pool = r2d2::Pool::builder()
             .max_size(POOL_SIZE)
-            .min_idle(Some(1))
+            // No spare connection: r2d2 opens another whenever the idle count drops below
+            // `min_idle`, so with 1 every moment all were checked out added one, and a busy
+            // worker soon held all 16, each with its own page cache, statement cache and
+            // schema (~0.5 MB apiece once warm).
+            .min_idle(Some(0))
             .connection_timeout(schema::BUSY_TIMEOUT)
             // A connection to a local file does not go stale; checking costs a statement.
             .test_on_check_out(false)
