@@ -11,9 +11,9 @@ use std::time::Duration;
 
 /// How long a connection waits for another writer before giving up with SQLITE_BUSY.
 pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-/// First retries after a locked database: short, since a view's write holds the lock for
-/// tens of microseconds. SQLite's own busy_timeout handler sleeps 1 ms, 2 ms, 5 ms… which
-/// lets one worker starve the others when every view is a write.
+/// First retries after a locked database: short, since a write (a post, a batch of views)
+/// holds the lock for tens of microseconds. SQLite's own busy_timeout handler sleeps 1 ms,
+/// 2 ms, 5 ms… which lets one worker starve the others when writes are many and small.
 const QUICK_RETRY: Duration = Duration::from_micros(50);
 const QUICK_RETRIES: u32 = 200;
 /// Later retries: a long writer (a migration, a big import) is waited for politely.
@@ -25,7 +25,7 @@ const SLOW_RETRY: Duration = Duration::from_millis(1);
 /// survives the process being killed (even `kill -9`: the WAL is in the OS page cache and
 /// SQLite replays it on the next open), but the last commits may be lost on power loss or a
 /// kernel crash. That is the usual trade for a blog; use FULL to survive power loss at the
-/// cost of one fsync per write (every view is a write).
+/// cost of one fsync per write (views are written in batches, at most ten a second per worker).
 ///
 /// `cache_size = -256`: at most 256 KiB of pages per connection, not SQLite's default 2 MiB.
 /// Each connection of each worker keeps its own cache, so the default let a worker's pool

@@ -146,15 +146,13 @@ impl ViewCounter {
     /// Starts a long journal over with only its unapplied records (called with the gate held,
     /// right after a commit, so nothing is in flight).
     fn restart_if_long(&self) {
-        let (Some(name), true) = (
-            &self.name,
-            self.state()
-                .journal
-                .as_ref()
-                .is_some_and(|j| j.len() >= self.restart_at),
-        ) else {
+        let Some(name) = &self.name else {
             return;
         };
+        let journal_len = self.state().journal.as_ref().map_or(0, Journal::len);
+        if journal_len < self.restart_at {
+            return;
+        }
         // Created before taking the state lock: views wait only for the write and the rename.
         let restarted = Staged::create(&self.dir, name).and_then(|staged| {
             let mut state = self.state();
