@@ -118,7 +118,7 @@ impl SqliteStore {
     #[cfg(test)]
     pub(crate) fn flush_views(&self) -> Result<u64, StoreError> {
         let conn = self.conn()?;
-        self.views.flush(&conn).map_err(classify)
+        self.views.flush(&conn).map_err(StoreError::Failed)
     }
 
     /// Simulates this worker being killed: its journal is let go without a final flush.

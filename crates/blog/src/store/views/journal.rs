@@ -8,7 +8,7 @@
 
 use super::tally::Counts;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -58,7 +58,6 @@ impl Journal {
     }
 
     /// Offset after the last record.
-    #[cfg(test)]
     pub fn end(&self) -> u64 {
         self.end
     }
@@ -66,6 +65,12 @@ impl Journal {
     /// Bytes of records in the file now.
     pub fn len(&self) -> u64 {
         self.end - self.base
+    }
+
+    /// Views per post in this journal's records after offset `applied`, and where they end.
+    pub fn counts_after(&self, applied: u64) -> io::Result<(Counts, u64)> {
+        read_counts(&self.file, applied, self.end)
+            .map_err(|e| context(e, format!("reading journal {}", self.name)))
     }
 
     /// Appends a view of `id` and returns the new end.
@@ -237,40 +242,8 @@ impl Orphan {
     /// Views per post in the records after offset `applied`, up to the last whole record,
     /// and the offset that last record ends at.
     pub fn counts_after(&mut self, applied: u64) -> io::Result<(Counts, u64)> {
-        let fail = |e: io::Error| context(e, format!("reading {}", self.path.display()));
-        let length = self.file.metadata().map_err(fail)?.len();
-        let mut header = [0u8; HEADER as usize];
-        if length < HEADER {
-            // Never the case for a `.log` unless the disk lost writes: nothing to count.
-            return Ok((Counts::new(), applied));
-        }
-        self.file.read_exact_at(&mut header, 0).map_err(fail)?;
-        let (magic, base) = header.split_at(MAGIC.len());
-        if magic != MAGIC {
-            return Err(fail(io::Error::other("not a view journal (bad magic)")));
-        }
-        let base = u64::from_le_bytes(base.try_into().map_err(io::Error::other)?);
-        let end = base + (length - HEADER) / RECORD * RECORD;
-        let start = applied.max(base);
-        if (start - base) % RECORD != 0 {
-            return Err(fail(io::Error::other(format!(
-                "applied offset {applied} is not on a record boundary"
-            ))));
-        }
-        let mut counts = Counts::new();
-        if start >= end {
-            return Ok((counts, end.max(applied)));
-        }
-        self.file
-            .seek(SeekFrom::Start(HEADER + start - base))
-            .map_err(fail)?;
-        let mut reader = BufReader::new((&self.file).take(end - start));
-        let mut record = [0u8; RECORD as usize];
-        for _ in 0..(end - start) / RECORD {
-            reader.read_exact(&mut record).map_err(fail)?;
-            *counts.entry(i64::from_le_bytes(record)).or_default() += 1;
-        }
-        Ok((counts, end))
+        read_counts(&self.file, applied, u64::MAX)
+            .map_err(|e| context(e, format!("reading {}", self.path.display())))
     }
 
     /// Cuts the file back to its header once the database holds all its records. This marks
@@ -287,6 +260,47 @@ impl Orphan {
         std::fs::remove_file(&self.path)
             .map_err(|e| context(e, format!("removing {}", self.path.display())))
     }
+}
+
+/// Views per post in the whole records of `file` from offset `applied` up to offset `upto`
+/// (or the file's end), and the offset the last one read ends at (`applied` if none).
+fn read_counts(file: &File, applied: u64, upto: u64) -> io::Result<(Counts, u64)> {
+    let length = file.metadata()?.len();
+    if length < HEADER {
+        // Never the case for a `.log` unless the disk lost writes: nothing to count.
+        return Ok((Counts::new(), applied));
+    }
+    let mut header = [0u8; HEADER as usize];
+    file.read_exact_at(&mut header, 0)?;
+    let (magic, base) = header.split_at(MAGIC.len());
+    if magic != MAGIC {
+        return Err(io::Error::other("not a view journal (bad magic)"));
+    }
+    let base = u64::from_le_bytes(base.try_into().map_err(io::Error::other)?);
+    let end = (base + (length - HEADER) / RECORD * RECORD).min(upto.max(base));
+    let start = applied.max(base);
+    if (start - base) % RECORD != 0 {
+        return Err(io::Error::other(format!(
+            "applied offset {applied} is not on a record boundary"
+        )));
+    }
+    let mut counts = Counts::new();
+    if start >= end {
+        return Ok((counts, end.max(applied)));
+    }
+    // Positional reads: the owner's writes do not depend on the file position either.
+    let (mut at, stop) = (HEADER + start - base, HEADER + end - base);
+    let mut chunk = vec![0u8; 8192 * RECORD as usize];
+    while at < stop {
+        let n = usize::try_from(stop - at).map_or(chunk.len(), |left| left.min(chunk.len()));
+        file.read_exact_at(&mut chunk[..n], at)?;
+        for record in chunk[..n].chunks_exact(RECORD as usize) {
+            let id = i64::from_le_bytes(record.try_into().map_err(io::Error::other)?);
+            *counts.entry(id).or_default() += 1;
+        }
+        at += n as u64;
+    }
+    Ok((counts, end))
 }
 
 fn path(dir: &Path, name: &str, extension: &str) -> PathBuf {

@@ -7,14 +7,38 @@
 use super::tally::Counts;
 use r2d2_sqlite::rusqlite::{params, Connection, Error, OptionalExtension, Result};
 
-/// Adds `counts` to the posts' view counts and records that journal `name` is applied up to
-/// `applied`, in one `BEGIN IMMEDIATE … COMMIT`. A post deleted meanwhile updates nothing.
-pub(super) fn apply(conn: &Connection, name: &str, counts: &Counts, applied: u64) -> Result<()> {
+/// How a batch went in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Applied {
+    /// Counted, and the journal recorded as applied up to the batch's end.
+    Done,
+    /// Nothing changed: the journal's recorded offset is not where the batch starts, but here
+    /// (say, a commit that reported an error had landed after all). Count again from there.
+    Elsewhere(u64),
+}
+
+/// Adds `counts`, the views in journal `name` from offset `from` to offset `to`, to the posts'
+/// view counts and records the journal as applied up to `to`, in one `BEGIN IMMEDIATE …
+/// COMMIT`; unless the journal's recorded offset is not `from`, which makes each batch count
+/// at most once whatever happened to the one before. A post deleted meanwhile updates nothing.
+pub(super) fn apply(
+    conn: &Connection,
+    name: &str,
+    counts: &Counts,
+    (from, to): (u64, u64),
+) -> Result<Applied> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let result = add_counts(conn, name, counts, applied)
-        .and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(|_| ()));
-    if result.is_err() && !conn.is_autocommit() {
-        // Leave the connection clean; the error above is what matters.
+    let result = applied_offset(conn, name).and_then(|recorded| {
+        if recorded != from {
+            return Ok(Applied::Elsewhere(recorded));
+        }
+        add_counts(conn, name, counts, to)?;
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(Applied::Done)
+    });
+    if !conn.is_autocommit() {
+        // Nothing to keep (a batch that does not start where the journal stands), or a
+        // failure: leave the connection clean; the error above is what matters.
         let _ = conn.execute_batch("ROLLBACK");
     }
     result

@@ -13,7 +13,8 @@ mod ledger;
 mod tally;
 
 use journal::{Journal, Orphan, Staged};
-use r2d2_sqlite::rusqlite::{self, Connection};
+use ledger::Applied;
+use r2d2_sqlite::rusqlite::Connection;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -126,21 +127,68 @@ impl ViewCounter {
 
     /// Commits the views journaled so far in one transaction; returns how many. On failure
     /// they stay pending for the next flush.
-    pub fn flush(&self, conn: &Connection) -> rusqlite::Result<u64> {
+    pub fn flush(&self, conn: &Connection) -> Result<u64, String> {
         let Some(name) = &self.name else {
             return Ok(0);
         };
         // Held until the batch settles: one flush at a time, and no other write of ours
         // waits on SQLite's busy handler behind it.
         let _turn = self.gate();
-        let Some((counts, end)) = self.state().tally.take() else {
-            return Ok(0);
+        let (counts, from, to) = {
+            let mut state = self.state();
+            let from = state.tally.applied();
+            let Some((counts, to)) = state.tally.take() else {
+                return Ok(0);
+            };
+            (counts, from, to)
         };
-        let result = ledger::apply(conn, name, &counts, end);
-        self.state().tally.settle(result.is_ok());
-        result?;
-        self.restart_if_long();
-        Ok(counts.values().sum())
+        match ledger::apply(conn, name, &counts, (from, to)) {
+            Ok(Applied::Done) => {
+                self.state().tally.settle(true);
+                self.restart_if_long();
+                Ok(counts.values().sum())
+            }
+            Ok(Applied::Elsewhere(recorded)) => self.resume(name, from, recorded).map(|()| 0),
+            Err(e) => {
+                self.state().tally.settle(false);
+                Err(format!(
+                    "committing {} views: {e}",
+                    counts.values().sum::<u64>()
+                ))
+            }
+        }
+    }
+
+    /// The database has this worker's journal applied up to `recorded`, not `believed` (a
+    /// commit reported as failed had landed, or the database was restored from a backup):
+    /// the tally is rebuilt from the journal's records after `recorded`, so each counts once.
+    fn resume(&self, name: &str, believed: u64, recorded: u64) -> Result<(), String> {
+        let mut state = self.state();
+        let State { journal, tally, .. } = &mut *state;
+        let Some(journal) = journal.as_ref() else {
+            tally.settle(false);
+            return Err(format!("view journal {name} is gone"));
+        };
+        match journal.counts_after(recorded) {
+            Ok((counts, _)) if recorded <= journal.end() => {
+                log::warn!(
+                    "view journal {name} is applied up to offset {recorded}, not {believed}: \
+                     counting on from there"
+                );
+                *tally = Tally::resume(recorded, counts, journal.end());
+                Ok(())
+            }
+            outcome => {
+                tally.settle(false);
+                let why = outcome
+                    .err()
+                    .map_or("past its end".to_string(), |e| e.to_string());
+                Err(format!(
+                    "view journal {name} is applied up to offset {recorded} ({why}): \
+                     keeping its views until that is sorted out"
+                ))
+            }
+        }
     }
 
     /// Starts a long journal over with only its unapplied records (called with the gate held,
@@ -202,7 +250,7 @@ impl ViewCounter {
             .map_err(|e| format!("reading how far journal {name} is applied: {e}"))?;
         let (counts, end) = orphan.counts_after(applied).map_err(|e| e.to_string())?;
         let _turn = self.gate();
-        close(conn, orphan, &counts, end)?;
+        close(conn, orphan, &counts, (applied, end))?;
         let views = counts.values().sum();
         if views > 0 {
             log::info!("counted {views} views from the journal of a stopped worker ({name})");
@@ -224,22 +272,26 @@ impl ViewCounter {
         let Some(name) = &self.name else {
             return;
         };
-        if let Err(e) = self.flush(conn) {
+        // A second flush commits what a resumed tally (see `resume`) still holds.
+        let flushed = self.flush(conn).and_then(|_| self.flush(conn));
+        let _turn = self.gate();
+        let mut state = self.state();
+        if let Err(e) = flushed.and_then(|_| {
+            (state.tally.is_settled())
+                .then_some(())
+                .ok_or_else(|| "views still pending".to_string())
+        }) {
             log::warn!(
                 "cannot count this worker's last views ({e}); journal {name} keeps them for \
                  another worker or the next start"
             );
             return;
         }
-        let _turn = self.gate();
-        let mut state = self.state();
-        if !state.tally.is_settled() {
-            return;
-        }
         let Some(journal) = state.journal.take() else {
             return;
         };
-        if let Err(e) = close(conn, journal.into_orphan(), &Counts::new(), 0) {
+        let (applied, end) = (state.tally.applied(), journal.end());
+        if let Err(e) = close(conn, journal.into_orphan(), &Counts::new(), (applied, end)) {
             log::warn!("cannot remove view journal {name} (every view in it is counted): {e}");
         }
     }
@@ -253,14 +305,27 @@ impl ViewCounter {
     }
 }
 
-/// Applies `counts` (unless empty) up to offset `end`, then empties the file, deletes its row
-/// and removes it, in the order that leaves nothing to count twice if any step fails or the
-/// process dies between two. The caller holds the write gate and the journal's lock.
-fn close(conn: &Connection, orphan: Orphan, counts: &Counts, end: u64) -> Result<(), String> {
+/// Applies `counts`, the records from offset `from` to `to` (unless there are none), then
+/// empties the file, deletes its row and removes it, in the order that leaves nothing to count
+/// twice if any step fails or the process dies between two. The caller holds the write gate
+/// and the journal's lock.
+fn close(
+    conn: &Connection,
+    orphan: Orphan,
+    counts: &Counts,
+    (from, to): (u64, u64),
+) -> Result<(), String> {
     let name = orphan.name().to_string();
     if !counts.is_empty() {
-        ledger::apply(conn, &name, counts, end)
-            .map_err(|e| format!("applying journal {name}: {e}"))?;
+        match ledger::apply(conn, &name, counts, (from, to)) {
+            Ok(Applied::Done) => {}
+            Ok(Applied::Elsewhere(recorded)) => {
+                return Err(format!(
+                    "journal {name} is applied up to {recorded} now, not {from}: trying again"
+                ))
+            }
+            Err(e) => return Err(format!("applying journal {name}: {e}")),
+        }
     }
     orphan.empty().map_err(|e| e.to_string())?;
     ledger::forget(conn, &name).map_err(|e| format!("forgetting journal {name}: {e}"))?;

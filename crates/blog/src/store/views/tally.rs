@@ -60,6 +60,17 @@ impl Tally {
         }
     }
 
+    /// A tally rebuilt from the journal: committed up to `applied`, `pending` after it, up to
+    /// `end`.
+    pub fn resume(applied: u64, pending: Counts, end: u64) -> Tally {
+        Tally {
+            applied,
+            in_flight: None,
+            pending,
+            end,
+        }
+    }
+
     /// Counts a view of `id` whose record ends the journal at `end`, and returns the post's
     /// share of what the database may lack (this view included).
     pub fn record(&mut self, id: i64, end: u64) -> Unapplied {

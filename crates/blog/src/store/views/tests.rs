@@ -79,7 +79,7 @@ fn write_journal(db: &Path, name: &str, base: u64, records: &[i64], tail: &[u8])
 fn set_applied(conn: &Connection, name: &str, applied: i64) {
     conn.execute(
         "INSERT INTO view_journals (name, applied_offset) VALUES (?1, ?2)",
-        rusqlite::params![name, applied],
+        r2d2_sqlite::rusqlite::params![name, applied],
     )
     .unwrap();
 }
@@ -320,5 +320,44 @@ fn views_of_a_killed_worker_are_counted_by_a_live_sibling_within_seconds() {
     );
     drop(sibling);
     assert_eq!(views_of(&conn, 1), 10);
+    assert!(files(&db).is_empty());
+}
+
+#[test]
+fn a_batch_that_landed_although_its_commit_failed_is_not_counted_again() {
+    let (_dir, db) = database(1);
+    let conn = connect(&db);
+    let views = counter(&db);
+    for _ in 0..10 {
+        views.record(1).unwrap();
+    }
+    assert_eq!(views.flush(&conn).unwrap(), 10);
+    for _ in 0..5 {
+        views.record(1).unwrap();
+    }
+    // A commit that lands although its caller hears of an error: here, the same batch
+    // committed behind the counter's back, which still believes offset 80.
+    let name = views.journal_name().unwrap().to_string();
+    let landed = ledger::apply(&conn, &name, &Counts::from([(1, 5)]), (80, 120)).unwrap();
+    assert_eq!(landed, ledger::Applied::Done);
+    for _ in 0..2 {
+        views.record(1).unwrap();
+    }
+    assert_eq!(
+        views.flush(&conn).unwrap(),
+        0,
+        "the batch from 80 is refused"
+    );
+    assert_eq!(views_of(&conn, 1), 15);
+    assert_eq!(
+        views.flush(&conn).unwrap(),
+        2,
+        "resumed from the journal after 120"
+    );
+    assert_eq!(views_of(&conn, 1), 17);
+    let stale = ledger::apply(&conn, &name, &Counts::from([(1, 1)]), (80, 88)).unwrap();
+    assert_eq!(stale, ledger::Applied::Elsewhere(136));
+    assert_eq!(views_of(&conn, 1), 17, "a refused batch changes nothing");
+    views.retire(&conn);
     assert!(files(&db).is_empty());
 }
