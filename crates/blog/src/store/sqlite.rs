@@ -14,7 +14,7 @@ use super::{Draft, Post, PostSummary, Stats, Store, StoreError};
 use r2d2_sqlite::rusqlite::{self, params, Connection, ErrorCode, OpenFlags, Row};
 use r2d2_sqlite::SqliteConnectionManager;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// Enough connections for every handler thread of a worker. They are opened on demand, when a
 /// thread finds none idle, so a worker holds as many as it ever ran queries at once.
@@ -312,12 +312,15 @@ fn read_journaled_post(
     id: i64,
     journal: &str,
 ) -> rusqlite::Result<Option<(Post, u64)>> {
-    let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, markdown, html,
-                (SELECT applied_offset FROM view_journals WHERE name = ?2)
-         FROM posts WHERE id = ?1"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
+    // Built once: every view looks its statement up by this text.
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {SUMMARY_COLUMNS}, markdown, html,
+                    (SELECT applied_offset FROM view_journals WHERE name = ?2)
+             FROM posts WHERE id = ?1"
+        )
+    });
+    let mut stmt = conn.prepare_cached(&SQL)?;
     let mut rows = stmt.query(params![id, journal])?;
     let Some(row) = rows.next()? else {
         return Ok(None);
