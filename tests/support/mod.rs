@@ -94,6 +94,17 @@ pub fn start(opts: Options) -> Server {
 pub fn start_in(dir: tempfile::TempDir, opts: Options) -> Server {
     let slot = Slot::acquire();
     let (child, log) = spawn(dir.path(), &opts);
+    ready(child, log, dir, slot, &opts)
+}
+
+/// Wraps a spawned server and, unless told not to, waits until it listens and serves.
+fn ready(
+    child: Child,
+    log: Arc<Mutex<String>>,
+    dir: tempfile::TempDir,
+    slot: Slot,
+    opts: &Options,
+) -> Server {
     let mut server = Server {
         child,
         addr: "127.0.0.1:1".parse().expect("addr"),
@@ -110,7 +121,19 @@ pub fn start_in(dir: tempfile::TempDir, opts: Options) -> Server {
 
 /// Spawns the binary in `dir` and captures its stderr (and stdout) into a shared string.
 pub fn spawn(dir: &Path, opts: &Options) -> (Child, Arc<Mutex<String>>) {
-    let mut cmd = Command::new(binary());
+    spawn_via(&[], dir, opts)
+}
+
+/// As [`spawn`], through `wrapper` (a command that execs its arguments) when it is not empty.
+fn spawn_via(wrapper: &[&str], dir: &Path, opts: &Options) -> (Child, Arc<Mutex<String>>) {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(binary());
+            cmd
+        }
+        None => Command::new(binary()),
+    };
     cmd.current_dir(dir)
         .env_remove("PORT")
         .env_remove("WEB_CONCURRENCY")
@@ -421,50 +444,11 @@ pub fn is_alive(pid: i32) -> bool {
 /// arguments (e.g. `sh -c 'ulimit -n 128 && exec "$0" "$@"'`), so the server inherits what the
 /// wrapper set and keeps the wrapper's pid. Otherwise as [`start`].
 pub fn start_wrapped(wrapper: &[&str], opts: Options) -> Server {
+    assert!(!wrapper.is_empty(), "a wrapper command");
     let dir = tempfile::tempdir().expect("temp dir");
     let slot = Slot::acquire();
-    let (program, wrapper_args) = wrapper.split_first().expect("a wrapper command");
-    let mut cmd = Command::new(program);
-    cmd.args(wrapper_args).arg(binary());
-    cmd.current_dir(dir.path())
-        .env_remove("PORT")
-        .env_remove("WEB_CONCURRENCY")
-        .env_remove("MODE")
-        .env_remove("DATABASE_URI")
-        .env_remove("SITE_URL")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
-        .env_remove("LISTEN_PID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if !opts.args.iter().any(|a| a == "--bind" || a == "-b") {
-        cmd.args(["--bind", "127.0.0.1:0"]);
-    }
-    cmd.args(&opts.args);
-    for (k, v) in &opts.env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("spawn the wrapper");
-    let log = Arc::new(Mutex::new(String::new()));
-    if let Some(stderr) = child.stderr.take() {
-        collect(stderr, log.clone());
-    }
-    if let Some(stdout) = child.stdout.take() {
-        collect(stdout, log.clone());
-    }
-    let mut server = Server {
-        child,
-        addr: "127.0.0.1:1".parse().expect("addr"),
-        dir,
-        log,
-        _slot: slot,
-    };
-    if opts.wait_ready {
-        server.addr = server.wait_listening();
-        server.wait_serving();
-    }
-    server
+    let (child, log) = spawn_via(wrapper, dir.path(), &opts);
+    ready(child, log, dir, slot, &opts)
 }
 
 /// CPU time (user + system, all threads) a process has used so far, from /proc/PID/stat.
