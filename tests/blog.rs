@@ -203,7 +203,7 @@ fn view_counts_are_exact_across_workers() {
     let mut home = String::new();
     let shown = support::wait_until(Duration::from_secs(10), || {
         home = server.get("/").text();
-        home.contains("200 views")
+        home.contains(">200 views<")
     });
     assert!(shown, "200 views plus none from the home page:\n{home}");
     assert_eq!(stored_views(&server, id), 200);
