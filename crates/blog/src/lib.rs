@@ -6,7 +6,7 @@
 //! - `router` — method + path → `Route`, no I/O.
 //! - `pages` — one handler per route, plus the page/error-page plumbing of [`App`].
 //! - `post_form` — the new/edit form: decoding and the original's validation rules.
-//! - `page_cache` — home and list pages, reused for a second while no post changes.
+//! - `page_cache` — rendered home, list and post pages, reused for a second while no post changes.
 //! - `store` — the `Store` trait and its SQLite implementation (r2d2 pool).
 //! - `markdown` — render + highlight + sanitise, once at save time.
 //! - `render` — minijinja environment: embedded templates, directory override.
@@ -33,7 +33,7 @@ pub use error::Error;
 
 use assets::Assets;
 use markdown::Markdown;
-use page_cache::PageCache;
+use page_cache::{PageCache, SplicedPage};
 use render::Renderer;
 use std::sync::Arc;
 use store::{SqliteStore, Store};
@@ -46,8 +46,16 @@ pub struct App {
     renderer: Renderer,
     assets: Arc<Assets>,
     markdown: Markdown,
-    pages: PageCache,
+    /// Home and list pages.
+    pages: PageCache<Arc<[u8]>>,
+    /// Post pages, with a hole for the view count.
+    posts: PageCache<SplicedPage>,
 }
+
+/// Home and list pages kept at most: a crawler walking every list page renders each one.
+const CACHED_PAGES: usize = 256;
+/// Post pages kept at most (about 10 KB each): the posts being read right now.
+const CACHED_POSTS: usize = 64;
 
 impl App {
     /// Opens the database (creating file and schema on first run), loads templates and assets.
@@ -74,7 +82,8 @@ impl App {
             renderer,
             assets,
             markdown: Markdown::new(),
-            pages: PageCache::default(),
+            pages: PageCache::new(CACHED_PAGES),
+            posts: PageCache::new(CACHED_POSTS),
         };
         app.render_adopted_posts()?;
         Ok(app)

@@ -11,6 +11,7 @@ mod writing;
 
 use crate::escape::escape_html;
 use crate::failure::Failure;
+use crate::page_cache::SplicedPage;
 use crate::router::Route;
 use crate::App;
 use http::{Body, Request, Response};
@@ -21,6 +22,10 @@ use std::sync::Arc;
 /// What the site says about itself where a page has nothing more specific.
 pub(crate) const SITE_DESCRIPTION: &str =
     "A small blog where developers share what they learn about code, one Markdown post at a time.";
+
+/// Stands where a spliced page's per-request value goes: private-use characters, which no
+/// template writes and the autoescaper leaves alone.
+const HOLE: &str = "\u{e000}pyblogd-hole\u{e000}";
 
 /// Scripts and styles come only from `/static`; images in posts may be remote.
 /// Defence in depth: the sanitiser already keeps scripts out of posts.
@@ -108,6 +113,33 @@ impl App {
             self.pages.put(key, generation, Arc::clone(&body));
         }
         Ok(html(200, Body::Shared(body)))
+    }
+
+    /// A page that depends only on the posts but for one value, `filling` (a post's view
+    /// count): rendered once per generation with [`HOLE`] in that place (`build` gets what to
+    /// show there), then filled on each request. A page where the hole is not found exactly
+    /// once is rendered with `filling` every time, as is every page in development mode.
+    pub(crate) fn spliced_page(
+        &self,
+        key: &str,
+        generation: u64,
+        filling: &str,
+        build: impl Fn(&str) -> Result<(&'static str, Value), Failure>,
+    ) -> Result<Response, Failure> {
+        let caching = self.mode == crate::Mode::Production;
+        if caching {
+            if let Some(page) = self.posts.get(key, generation) {
+                return Ok(html(200, Body::Owned(page.fill(filling))));
+            }
+            let (template, ctx) = build(HOLE)?;
+            if let Some(page) = SplicedPage::cut(&self.renderer.render(template, ctx)?, HOLE) {
+                let body = page.fill(filling);
+                self.posts.put(key, generation, page);
+                return Ok(html(200, Body::Owned(body)));
+            }
+        }
+        let (template, ctx) = build(filling)?;
+        self.page(200, template, ctx)
     }
 
     /// The error page for `failure`, logged at the level it deserves.

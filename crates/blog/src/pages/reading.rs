@@ -76,41 +76,51 @@ impl App {
         })
     }
 
+    /// A post, counting a view unless `counts_a_view` is false (HEAD). The page comes from
+    /// the page cache with the count filled in, so a view reads one small row, not the post.
     pub(super) fn show(&self, id: i64, counts_a_view: bool) -> Result<Response, Failure> {
         let counted = if counts_a_view {
-            self.store.view(id)
+            self.store.count_view(id)
         } else {
-            self.store.find(id)
+            self.store.view_count(id)
         };
-        let post = match counted {
-            Ok(post) => post,
+        let count = match counted {
+            Ok(count) => count,
             // A locked or read-only database must not hide the post: serve it uncounted.
             Err(err) if err.is_write_refusal() => {
                 log::warn!("view of post {id} not counted: {err}");
-                self.store.find(id)?
+                self.store.view_count(id)?
             }
             Err(err) => return Err(err.into()),
         };
-        let post = post.ok_or(Failure::NotFound)?;
-        let summary = &post.summary;
-        let description = if summary.description.is_empty() {
-            format!("A post by {}.", summary.name)
-        } else {
-            summary.description.clone()
+        let count = count.ok_or(Failure::NotFound)?;
+        let views = match count.views {
+            1 => "1 view".to_string(),
+            n => format!("{n} views"),
         };
-        let meta = Meta {
-            og_type: "article",
-            published: Some(clock::iso(summary.created_at)),
-            modified: Some(clock::iso(summary.updated_at)),
-            ..Meta::website(&summary.title, &description, &format!("/posts/{id}"))
-        };
-        let ctx = context! {
-            meta => ser(meta),
-            active => "posts",
-            post => ser(&post),
-            edited => summary.updated_at > summary.created_at,
-        };
-        self.page(200, "post.html", ctx)
+        self.spliced_page(&id.to_string(), count.generation, &views, |views| {
+            let post = self.store.find(id)?.ok_or(Failure::NotFound)?;
+            let summary = &post.summary;
+            let description = if summary.description.is_empty() {
+                format!("A post by {}.", summary.name)
+            } else {
+                summary.description.clone()
+            };
+            let meta = Meta {
+                og_type: "article",
+                published: Some(clock::iso(summary.created_at)),
+                modified: Some(clock::iso(summary.updated_at)),
+                ..Meta::website(&summary.title, &description, &format!("/posts/{id}"))
+            };
+            let ctx = context! {
+                meta => ser(meta),
+                active => "posts",
+                edited => summary.updated_at > summary.created_at,
+                post => ser(&post),
+                views,
+            };
+            Ok(("post.html", ctx))
+        })
     }
 }
 

@@ -62,6 +62,14 @@ pub(crate) struct Stats {
     pub generation: u64,
 }
 
+/// A post's view count and the change generation, read from one database snapshot: enough to
+/// show a post whose page was already rendered at that generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ViewCount {
+    pub views: i64,
+    pub generation: u64,
+}
+
 /// Why the store could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum StoreError {
@@ -94,8 +102,11 @@ pub(crate) trait Store: Send + Sync {
     /// Reads a post without counting a view.
     fn find(&self, id: i64) -> Result<Option<Post>, StoreError>;
     /// Counts one view (journaled before it returns, so it survives the process dying) and
-    /// returns the post with the view included in its count; a missing post counts nothing.
-    fn view(&self, id: i64) -> Result<Option<Post>, StoreError>;
+    /// returns the post's count with this view included; a missing post counts nothing.
+    /// Reads neither the Markdown nor the HTML: a page cache holds those.
+    fn count_view(&self, id: i64) -> Result<Option<ViewCount>, StoreError>;
+    /// The post's committed count and the generation, without counting a view.
+    fn view_count(&self, id: i64) -> Result<Option<ViewCount>, StoreError>;
     /// Newest first, skipping `offset` posts.
     fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError>;
     /// The most viewed posts created after `since` (unix seconds), most viewed first.

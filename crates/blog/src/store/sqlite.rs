@@ -10,15 +10,17 @@
 use super::schema;
 use super::upkeep;
 use super::views::ViewCounter;
-use super::{Draft, Post, PostSummary, Stats, Store, StoreError};
+use super::{Draft, Post, PostSummary, Stats, Store, StoreError, ViewCount};
 use r2d2_sqlite::rusqlite::{self, params, Connection, ErrorCode, OpenFlags, Row};
 use r2d2_sqlite::SqliteConnectionManager;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 
 /// Enough connections for every handler thread of a worker. They are opened on demand, when a
 /// thread finds none idle, so a worker holds as many as it ever ran queries at once.
 const POOL_SIZE: u32 = 16;
+
+mod viewing;
 
 const SUMMARY_COLUMNS: &str = "id, title, name, description, created_at, updated_at, view_count";
 
@@ -104,16 +106,6 @@ impl SqliteStore {
         f(&conn).map_err(classify)
     }
 
-    /// Counts a view with its own committed UPDATE, then reads the post: for a worker whose
-    /// view journal could not be created or refuses writes.
-    fn view_directly(&self, id: i64) -> Result<Option<Post>, StoreError> {
-        self.write(|conn| {
-            conn.prepare_cached("UPDATE posts SET view_count = view_count + 1 WHERE id = ?1")?
-                .execute([id])
-        })?;
-        self.find(id)
-    }
-
     /// Commits pending views now, as the upkeep thread does every turn.
     #[cfg(test)]
     pub(crate) fn flush_views(&self) -> Result<u64, StoreError> {
@@ -192,36 +184,12 @@ impl Store for SqliteStore {
         self.read(|conn| read_post(conn, id))
     }
 
-    fn view(&self, id: i64) -> Result<Option<Post>, StoreError> {
-        let Some(journal) = self.views.journal_name() else {
-            return self.view_directly(id);
-        };
-        let conn = self.conn()?;
-        // Read first: a missing post is not journaled.
-        let Some((mut post, snapshot)) =
-            read_journaled_post(&conn, id, journal).map_err(classify)?
-        else {
-            return Ok(None);
-        };
-        let Some(unapplied) = self.views.record(id) else {
-            drop(conn);
-            return self.view_directly(id);
-        };
-        let unseen = match unapplied.beyond(snapshot) {
-            Some(unseen) => unseen,
-            // A flush committed between the read and the record: read the count again. This
-            // snapshot is later than the record, so it is never too old.
-            None => match read_journaled_count(&conn, id, journal).map_err(classify)? {
-                Some((count, snapshot)) => {
-                    post.summary.view_count = count;
-                    unapplied.beyond(snapshot).unwrap_or(0)
-                }
-                None => return Ok(None),
-            },
-        };
-        let unseen = i64::try_from(unseen).unwrap_or(i64::MAX);
-        post.summary.view_count = post.summary.view_count.saturating_add(unseen);
-        Ok(Some(post))
+    fn count_view(&self, id: i64) -> Result<Option<ViewCount>, StoreError> {
+        self.journaled_view(id)
+    }
+
+    fn view_count(&self, id: i64) -> Result<Option<ViewCount>, StoreError> {
+        self.committed_view_count(id)
     }
 
     fn latest(&self, offset: u64, limit: u32) -> Result<Vec<PostSummary>, StoreError> {
@@ -304,47 +272,6 @@ fn read_post(conn: &Connection, id: i64) -> rusqlite::Result<Option<Post>> {
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query([id])?;
     rows.next()?.map(post_from_row).transpose()
-}
-
-/// A post and, from the same snapshot, how far `journal` is applied (0 before its first flush).
-fn read_journaled_post(
-    conn: &Connection,
-    id: i64,
-    journal: &str,
-) -> rusqlite::Result<Option<(Post, u64)>> {
-    // Built once: every view looks its statement up by this text.
-    static SQL: LazyLock<String> = LazyLock::new(|| {
-        format!(
-            "SELECT {SUMMARY_COLUMNS}, markdown, html,
-                    (SELECT applied_offset FROM view_journals WHERE name = ?2)
-             FROM posts WHERE id = ?1"
-        )
-    });
-    let mut stmt = conn.prepare_cached(&SQL)?;
-    let mut rows = stmt.query(params![id, journal])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let applied: Option<i64> = row.get(9)?;
-    Ok(Some((post_from_row(row)?, offset(applied))))
-}
-
-/// A post's view count and, from the same snapshot, how far `journal` is applied.
-fn read_journaled_count(
-    conn: &Connection,
-    id: i64,
-    journal: &str,
-) -> rusqlite::Result<Option<(i64, u64)>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT view_count, (SELECT applied_offset FROM view_journals WHERE name = ?2)
-         FROM posts WHERE id = ?1",
-    )?;
-    let mut rows = stmt.query(params![id, journal])?;
-    let Some(row) = rows.next()? else {
-        return Ok(None);
-    };
-    let applied: Option<i64> = row.get(1)?;
-    Ok(Some((row.get(0)?, offset(applied))))
 }
 
 /// A journal's applied offset as read: no row yet is 0, and the column's CHECK keeps it

@@ -32,7 +32,7 @@ fn stats_follow_creates_edits_and_deletes_but_not_views() {
     let one = store.stats().unwrap();
     assert_eq!(one.total, 1);
     assert!(one.generation > zero.generation);
-    store.view(id).unwrap().unwrap();
+    store.count_view(id).unwrap().unwrap();
     assert_eq!(
         store.stats().unwrap(),
         one,

@@ -138,12 +138,12 @@ fn a_page_shows_each_of_its_readers_views_once_across_flushes() {
         })
     };
     for seen in 1..=1000 {
-        let post = store.view(1).unwrap().unwrap();
-        assert_eq!(post.summary.view_count, seen, "the page a reader gets");
+        let count = store.count_view(1).unwrap().unwrap();
+        assert_eq!(count.views, seen, "the page a reader gets");
     }
     flushing.store(false, Ordering::Relaxed);
     flusher.join().unwrap();
-    assert_eq!(store.view(1001).unwrap(), None, "a missing post");
+    assert_eq!(store.count_view(1001).unwrap(), None, "a missing post");
     drop(store);
     // The final flush committed everything and removed the journal and its row.
     let conn = connect(&db);
@@ -291,8 +291,8 @@ fn without_a_journal_every_view_is_its_own_committed_update() {
     // A file where the journal directory should be: creating the journal fails.
     std::fs::write(journal_dir(&db), b"in the way").unwrap();
     let store = SqliteStore::open(&db).unwrap();
-    assert_eq!(store.view(1).unwrap().unwrap().summary.view_count, 1);
-    assert_eq!(store.view(1).unwrap().unwrap().summary.view_count, 2);
+    assert_eq!(store.count_view(1).unwrap().unwrap().views, 1);
+    assert_eq!(store.count_view(1).unwrap().unwrap().views, 2);
     assert_eq!(views_of(&connect(&db), 1), 2, "committed before the page");
 }
 
@@ -302,7 +302,7 @@ fn views_of_a_killed_worker_are_counted_by_a_live_sibling_within_seconds() {
     let sibling = SqliteStore::open(&db).unwrap();
     let killed = SqliteStore::open(&db).unwrap();
     for seen in 1..=10 {
-        assert_eq!(killed.view(1).unwrap().unwrap().summary.view_count, seen);
+        assert_eq!(killed.count_view(1).unwrap().unwrap().views, seen);
     }
     // No final flush: whatever the upkeep thread had not committed is only in the journal.
     killed.abandon_views();
