@@ -44,7 +44,8 @@ fn run(cli: cli::Cli, config: config::Config) -> anyhow::Result<i32> {
     logging::init(&config.log).context("cannot start logging")?;
     log::info!("Starting pyblogd {}", env!("CARGO_PKG_VERSION"));
     raise_fd_limit();
-    let listeners = prefork::bind(&config.binds, config.backlog).context("cannot bind")?;
+    // Its errors say what could not be bound and why.
+    let listeners = prefork::bind(&config.binds, config.backlog)?;
     let single = config.single_process;
     let service = service::BlogService::new(cli, config);
     let code = if single {

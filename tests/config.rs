@@ -197,3 +197,25 @@ fn a_bad_config_starts_nothing() {
     assert!(!stderr(&out).contains("Listening at"), "{}", stderr(&out));
     assert!(!dir.path().join("blog.db").exists(), "no database touched");
 }
+
+#[test]
+fn a_port_in_use_is_one_clear_line_and_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(support::binary())
+        .current_dir(dir.path())
+        .args(["--bind", &addr, "-w", "1"])
+        .env_remove("DATABASE_URI")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("pyblogd: "))
+        .unwrap_or_else(|| panic!("no error line: {err}"));
+    assert!(line.contains(&format!("cannot bind {addr}: ")), "{line}");
+    assert_eq!(line.matches("in use").count(), 1, "the cause once: {line}");
+    assert!(!dir.path().join("blog.db").exists(), "no database touched");
+}

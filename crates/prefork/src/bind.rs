@@ -5,7 +5,7 @@
 //! (`PYBLOGD_LISTEN_FDS`) are adopted instead of bound again: that is what keeps the port open
 //! across a binary upgrade or a socket-activated restart.
 
-use crate::protocol::ENV_LISTEN_FDS;
+use crate::protocol::{ENV_LISTEN_FDS, ENV_SERVE_PASSED};
 use crate::sys::adopt_inherited_socket;
 use crate::{BindAddress, Error, Listener};
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -14,6 +14,17 @@ use std::os::fd::RawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether this process serves sockets that were handed to it to serve as they are (by
+/// systemd, or by a USR2 predecessor that got them from systemd). Set once, by [`bind`].
+static SERVING_PASSED_SOCKETS: AtomicBool = AtomicBool::new(false);
+
+/// `true` when [`bind`] adopted sockets to serve as they are, ignoring `--bind`: a USR2
+/// successor must do the same (see [`ENV_SERVE_PASSED`]).
+pub(crate) fn serving_passed_sockets() -> bool {
+    SERVING_PASSED_SOCKETS.load(Ordering::Relaxed)
+}
 
 /// Mode of a Unix socket we create: owner and group may connect. A reverse proxy reaches it by
 /// sharing the socket's group, the usual arrangement; the world may not.
@@ -28,6 +39,8 @@ const UNIX_SOCKET_MODE: u32 = 0o660;
 /// - USR2 upgrade (`PYBLOGD_LISTEN_FDS=3,4`): each requested address takes the inherited socket
 ///   bound to it (same IP and port, any port when the request says 0; same path for `unix:`),
 ///   others are bound afresh, and inherited sockets nobody asked for any more are closed.
+///   When the old master served systemd's sockets (`PYBLOGD_SERVE_PASSED_SOCKETS=1`), the new
+///   one serves all of them and ignores `addrs`, as the old one did.
 /// - TCP: `SO_REUSEADDR`; a name is resolved and the first address that binds wins (IPv4
 ///   first); `[::]` is dual-stack unless `0.0.0.0` on the same port is requested as well.
 /// - `unix:PATH`: an existing file there is removed only if it is a socket nobody answers on;
@@ -36,8 +49,17 @@ const UNIX_SOCKET_MODE: u32 = 0o660;
 pub fn bind(addrs: &[BindAddress], backlog: i32) -> Result<Vec<Listener>, Error> {
     let mut listeners = Vec::new();
     let systemd = systemd_fds()?;
-    if !systemd.is_empty() {
-        for fd in systemd {
+    let upgrade = upgrade_fds()?;
+    let (passed, why_ignored) = if !systemd.is_empty() {
+        (systemd, "systemd passed the sockets to serve")
+    } else if upgrade.serve_all {
+        let why = "serving the sockets systemd passed to the old master";
+        (upgrade.fds.clone(), why)
+    } else {
+        (Vec::new(), "")
+    };
+    if !passed.is_empty() {
+        for fd in passed {
             listeners.push(adopt(fd)?);
         }
         for addr in addrs {
@@ -46,11 +68,13 @@ pub fn bind(addrs: &[BindAddress], backlog: i32) -> Result<Vec<Listener>, Error>
                     .iter()
                     .any(|l| serves(l, addr, &resolve_quiet(addr)))
             {
-                log::info!("Ignoring bind {addr}: systemd passed the sockets to serve");
+                log::info!("Ignoring bind {addr}: {why_ignored}");
             }
         }
+        SERVING_PASSED_SOCKETS.store(true, Ordering::Relaxed);
     } else {
-        let mut inherited = upgrade_fds()?
+        let mut inherited = upgrade
+            .fds
             .into_iter()
             .map(adopt)
             .collect::<Result<Vec<_>, _>>()?;
@@ -85,7 +109,7 @@ pub fn bind(addrs: &[BindAddress], backlog: i32) -> Result<Vec<Listener>, Error>
 fn systemd_fds() -> Result<Vec<RawFd>, Error> {
     let fds = sd_notify::listen_fds().map_err(|e| Error::Io {
         context: "reading LISTEN_FDS".to_string(),
-        source: e,
+        cause: e,
     });
     for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
         if std::env::var_os(var).is_some() {
@@ -96,10 +120,25 @@ fn systemd_fds() -> Result<Vec<RawFd>, Error> {
     Ok(fds?.collect())
 }
 
-/// The descriptors our USR2 parent passed, and the variable that named them removed.
-fn upgrade_fds() -> Result<Vec<RawFd>, Error> {
+/// The sockets a USR2 predecessor passed on.
+struct Upgrade {
+    fds: Vec<RawFd>,
+    /// Serve them all, ignoring `--bind`: they came from systemd.
+    serve_all: bool,
+}
+
+/// The descriptors our USR2 parent passed, and the variables that named them removed.
+fn upgrade_fds() -> Result<Upgrade, Error> {
+    let serve_all = std::env::var_os(ENV_SERVE_PASSED).is_some_and(|v| v == "1");
+    if std::env::var_os(ENV_SERVE_PASSED).is_some() {
+        // The master is single-threaded while it binds, which is what remove_var asks.
+        std::env::remove_var(ENV_SERVE_PASSED);
+    }
     let Some(value) = std::env::var_os(ENV_LISTEN_FDS) else {
-        return Ok(Vec::new());
+        return Ok(Upgrade {
+            fds: Vec::new(),
+            serve_all: false,
+        });
     };
     std::env::remove_var(ENV_LISTEN_FDS);
     let value = value.to_string_lossy().into_owned();
@@ -113,7 +152,7 @@ fn upgrade_fds() -> Result<Vec<RawFd>, Error> {
             fds.push(fd);
         }
     }
-    Ok(fds)
+    Ok(Upgrade { fds, serve_all })
 }
 
 /// An inherited socket as a [`Listener`]; it must already be listening.
@@ -121,7 +160,7 @@ fn adopt(fd: RawFd) -> Result<Listener, Error> {
     let name = format!("fd://{fd}");
     let fail = |source| Error::Bind {
         addr: name.clone(),
-        source,
+        cause: source,
     };
     let socket = adopt_inherited_socket(fd).map_err(fail)?;
     if !socket.is_listener().map_err(fail)? {
@@ -150,7 +189,7 @@ fn resolve(addr: &BindAddress) -> Result<Vec<SocketAddr>, Error> {
         .to_socket_addrs()
         .map_err(|e| Error::Bind {
             addr: text.clone(),
-            source: e,
+            cause: e,
         })?
         .collect();
     resolved.sort_by_key(|a| a.is_ipv6());
@@ -158,7 +197,7 @@ fn resolve(addr: &BindAddress) -> Result<Vec<SocketAddr>, Error> {
     if resolved.is_empty() {
         return Err(Error::Bind {
             addr: text.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
+            cause: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
         });
     }
     Ok(resolved)
@@ -202,7 +241,7 @@ fn open(
             }
             Err(Error::Bind {
                 addr: addr.to_string(),
-                source: last.unwrap_or_else(|| std::io::Error::other("no address to bind")),
+                cause: last.unwrap_or_else(|| std::io::Error::other("no address to bind")),
             })
         }
     }
@@ -229,7 +268,7 @@ fn open_tcp(addr: SocketAddr, all: &[BindAddress], backlog: i32) -> std::io::Res
 fn open_unix(path: &Path, backlog: i32) -> Result<Listener, Error> {
     let fail = |source| Error::Bind {
         addr: format!("unix:{}", path.display()),
-        source,
+        cause: source,
     };
     remove_stale_socket(path).map_err(fail)?;
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(fail)?;

@@ -8,17 +8,16 @@ use std::path::PathBuf;
 /// What can go wrong in the master.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot bind {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    // The cause is part of the message and deliberately not a `source`: printing the error
+    // with its chain (anyhow's `{:#}`) must not say it twice.
+    #[error("cannot bind {addr}: {cause}")]
+    Bind { addr: String, cause: std::io::Error },
     #[error("invalid bind address {0:?}")]
     BadAddress(String),
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("worker failed to boot: {0}")]
     Boot(String),
@@ -31,7 +30,7 @@ impl Error {
     pub(crate) fn io(context: impl Into<String>, source: impl Into<std::io::Error>) -> Error {
         Error::Io {
             context: context.into(),
-            source: source.into(),
+            cause: source.into(),
         }
     }
 }

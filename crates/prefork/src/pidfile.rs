@@ -34,7 +34,7 @@ impl Pidfile {
         }
         write_atomically(path, pid).map_err(|source| Error::Io {
             context: format!("writing pidfile {}", path.display()),
-            source,
+            cause: source,
         })?;
         Ok(Pidfile {
             path: path.to_path_buf(),

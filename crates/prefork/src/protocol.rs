@@ -88,5 +88,9 @@ pub(crate) const WAKE_BYTE: u8 = 0;
 
 /// Comma-separated listening fds handed to a new master by USR2 (`3,4`).
 pub(crate) const ENV_LISTEN_FDS: &str = "PYBLOGD_LISTEN_FDS";
+/// Set (to `1`) next to [`ENV_LISTEN_FDS`] when the old master served sockets handed to it to
+/// serve as they are (systemd's): the new master then serves every one of them and ignores
+/// `--bind`, as the old one did, instead of keeping only those a `--bind` names.
+pub(crate) const ENV_SERVE_PASSED: &str = "PYBLOGD_SERVE_PASSED_SOCKETS";
 /// Set in a new master started by USR2: the pid of the master that started it.
 pub(crate) const ENV_UPGRADE_FROM: &str = "PYBLOGD_UPGRADE_FROM";

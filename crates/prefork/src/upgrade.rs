@@ -1,11 +1,14 @@
 //! USR2: start a new master from the binary on disk and hand it the listening sockets.
 //!
 //! The old master forks, clears close-on-exec on its listeners in the child and execs its own
-//! executable with the original arguments, plus `PYBLOGD_LISTEN_FDS` (which fds) and
-//! `PYBLOGD_UPGRADE_FROM` (its pid). The new master adopts the sockets in `bind`, so the port
-//! never closes. What happens next is the operator's call (see the crate docs).
+//! executable with the original arguments, plus `PYBLOGD_LISTEN_FDS` (which fds),
+//! `PYBLOGD_UPGRADE_FROM` (its pid) and, when the sockets came from systemd,
+//! `PYBLOGD_SERVE_PASSED_SOCKETS=1` (serve them all and ignore `--bind`, as this one did). The
+//! new master adopts the sockets in `bind`, so the port never closes. What happens next is
+//! the operator's call (see the crate docs).
 
-use crate::protocol::{exit_code, ENV_LISTEN_FDS, ENV_UPGRADE_FROM};
+use crate::bind::serving_passed_sockets;
+use crate::protocol::{exit_code, ENV_LISTEN_FDS, ENV_SERVE_PASSED, ENV_UPGRADE_FROM};
 use crate::signals::{BlockedSignals, SignalQueue};
 use crate::sys::{fork_single_threaded, Forked};
 use crate::{Error, Listener};
@@ -18,8 +21,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 /// Environment variables never passed on: they described *our* start, not the new master's.
-const NOT_INHERITED: [&str; 5] = [
+const NOT_INHERITED: [&str; 6] = [
     ENV_LISTEN_FDS,
+    ENV_SERVE_PASSED,
     ENV_UPGRADE_FROM,
     "LISTEN_FDS",
     "LISTEN_PID",
@@ -63,6 +67,9 @@ impl Exec {
             env.push(CString::new(pair.into_vec())?);
         }
         env.push(CString::new(format!("{ENV_LISTEN_FDS}={}", fds.join(",")))?);
+        if serving_passed_sockets() {
+            env.push(CString::new(format!("{ENV_SERVE_PASSED}=1"))?);
+        }
         env.push(CString::new(format!(
             "{ENV_UPGRADE_FROM}={}",
             std::process::id()
