@@ -4,10 +4,10 @@
 //! Classes rather than inline colours: the sanitiser forbids `style`, and one committed
 //! stylesheet (`static/highlight.css`) gives light and dark themes. One thread, because
 //! syntect's pure-Rust regex engine keeps a match cache per pattern for every thread that runs
-//! it (1–2 MB per language and thread, on top of the 7–10 MB its compiled patterns take).
-//! The thread and the syntax definitions start with the first block to highlight, and both go
-//! after [`IDLE`] without one (see [`Highlighter::with_idle`]), so a worker that only serves
-//! pages does not keep ~10 MB of grammars resident after a burst of saves.
+//! it, on top of the 4–6 MB that each language's loaded grammar and compiled patterns take.
+//! The thread starts with the first block to highlight and exits, dropping the grammars, after
+//! [`IDLE`] without one, so a worker that only serves pages does not keep them resident after
+//! a burst of saves.
 
 use crate::escape::escape_html;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -27,8 +27,9 @@ const CLASS_STYLE: ClassStyle = ClassStyle::SpacedPrefixed {
 
 /// How long the highlighting thread waits for another block before it drops the syntax set
 /// and exits. Saves come in bursts (an author editing, an import), so a few seconds keep a
-/// burst on one warm thread; after that the next save pays a one-off restart (loading the
-/// syntax set and compiling its language's patterns again, tens of milliseconds).
+/// burst on one warm thread; after that the next save pays a one-off restart: loading its
+/// language's grammar and compiling its patterns again, 15–30 ms measured (a warm save takes
+/// ~2 ms). `scripts/bench` reads idle memory 5 s after its load, so keep this below that.
 pub(crate) const IDLE: Duration = Duration::from_secs(3);
 
 /// Called by a retiring highlighting thread once its memory is freed, so the binary can have
