@@ -56,7 +56,7 @@ struct Shared {
     /// Times a thread found itself idle and went for the lock to retire (a test seam: it
     /// lets a test hold the lock at exactly that moment).
     retire_attempts: AtomicU64,
-    /// Threads that retired and released their memory.
+    /// Threads that retired and released their memory (for tests and the debug log).
     retirements: AtomicU64,
 }
 
@@ -190,8 +190,12 @@ fn serve(queue: &Receiver<Job>, shared: &Weak<Shared>, idle: Duration) {
         if let Some(release) = shared.release.get() {
             release();
         }
-        shared.retirements.fetch_add(1, Ordering::Relaxed);
-        log::debug!("highlighter idle for {idle:?}: retired and released its memory");
+        let retired = shared.retirements.fetch_add(1, Ordering::Relaxed) + 1;
+        log::debug!(
+            "highlighter idle for {idle:?}: retired and released its memory \
+             ({retired} retirements, {} starts so far)",
+            shared.starts.load(Ordering::Relaxed)
+        );
     }
 }
 
