@@ -50,8 +50,13 @@ impl prefork::Service for BlogService {
     }
 
     fn boot_worker(&self, ctx: prefork::WorkerContext) -> Result<(), prefork::BootError> {
+        // The blog may not depend on prefork, which owns the one unsafe allocator call: the
+        // wiring happens here. The highlighter calls it from its own thread after it retired.
         let app = blog::App::new(self.config.blog.clone())
-            .map_err(|e| prefork::BootError(e.to_string()))?;
+            .map_err(|e| prefork::BootError(e.to_string()))?
+            .with_memory_release(|| {
+                prefork::release_free_memory();
+            });
         let listeners = ctx
             .listeners
             .into_iter()

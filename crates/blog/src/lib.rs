@@ -89,6 +89,17 @@ impl App {
         Ok(app)
     }
 
+    /// Has `release` called whenever a part of the app that grows while working has gone idle
+    /// and freed its memory (today: the syntax highlighter, a few seconds after the last save,
+    /// which frees 4–6 MB per language it highlighted). The binary passes a call that makes
+    /// the allocator return free pages to the OS; without one, freed memory stays with the
+    /// allocator for reuse. It runs on the retiring component's own thread, never on a
+    /// request's. Only the first call of this method takes effect.
+    pub fn with_memory_release(self, release: impl Fn() + Send + Sync + 'static) -> App {
+        self.markdown.set_memory_release(Arc::new(release));
+        self
+    }
+
     /// Renders posts adopted from the original PyProject database, which arrive without HTML.
     /// Workers starting together may render the same post twice; the store keeps the first.
     fn render_adopted_posts(&self) -> Result<(), Error> {

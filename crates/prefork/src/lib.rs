@@ -3,7 +3,7 @@
 //! It knows nothing of HTTP. The master binds listeners (or inherits them from systemd or its own
 //! re-exec), forks workers, answers operators' signals, watches heartbeats in shared memory, and
 //! replaces workers that die or hang. Each worker runs [`Service::boot_worker`] with a
-//! [`WorkerContext`]. All `unsafe` of the project (fork, mmap, raw signal actions) lives in `sys`.
+//! [`WorkerContext`]. All `unsafe` of the project (fork, mmap, raw signal actions, malloc_trim) lives in `sys`.
 //!
 //! Module map:
 //! - `listener` — [`BindAddress`], [`Listener`]; `bind` — [`bind`], systemd and USR2 sockets.
@@ -14,6 +14,7 @@
 //!   master conventions ([`exit_code`]).
 //! - `signals` — the master's signal queue and masking around fork; `pidfile`; `notify` —
 //!   sd_notify; `upgrade` — USR2 re-exec; `sys` — the unsafe calls, each with a SAFETY note.
+//! - [`release_free_memory`] — hands a worker's freed heap back to the OS (`malloc_trim`).
 //!
 //! # Signals (master)
 //! | signal | effect |
@@ -128,4 +129,16 @@ pub fn run(service: impl Service + Sync, listeners: Vec<Listener>) -> Result<i32
 /// `boot_worker` failed before `ready()`) after logging why.
 pub fn run_single(service: impl Service + Sync, listeners: Vec<Listener>) -> Result<i32, Error> {
     single::run_single(service, listeners)
+}
+
+/// Gives the memory that a worker has freed back to the OS, so its resident size shrinks
+/// after a burst of work instead of staying at its peak.
+///
+/// glibc keeps freed memory in its arenas (one per thread, up to eight per CPU) and returns
+/// only the top of the main heap by itself; this walks every arena and releases each free
+/// page (`malloc_trim(0)`). It costs time in proportion to the heap's size, with each arena
+/// locked in turn, so call it after work that freed a lot (a component retiring), never per
+/// request. Returns true when memory was released; with another C library, a no-op (false).
+pub fn release_free_memory() -> bool {
+    sys::malloc_trim()
 }

@@ -1,4 +1,5 @@
-//! Every `unsafe` of the project: fork, the shared mapping, raw signal actions, adopting fds.
+//! Every `unsafe` of the project: fork, the shared mapping, raw signal actions, adopting fds,
+//! trimming the heap.
 //!
 //! Each function here wraps one unsafe OS call behind a safe signature and states, in a
 //! `// SAFETY:` note, the contract that makes it sound. Nothing else in the workspace may say
@@ -153,4 +154,22 @@ pub(crate) fn adopt_inherited_socket(fd: RawFd) -> io::Result<socket2::Socket> {
     // nothing else in the program opens or closes it), so the new OwnedFd is its sole owner.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     Ok(socket2::Socket::from(owned))
+}
+
+/// Hands the C allocator's free memory back to the OS: glibc's `malloc_trim(0)` releases the
+/// free pages inside every arena, not only the top of the main heap, which is all glibc gives
+/// back by itself. True when some memory was released. Elsewhere (musl) a no-op returning
+/// false: that allocator returns memory on its own.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub(crate) fn malloc_trim() -> bool {
+    // SAFETY: malloc_trim takes no pointers and touches only the allocator's own state, under
+    // each arena's lock, so it is sound from any thread at any time, concurrently with other
+    // threads allocating (glibc documents it MT-Safe). Nothing else is required of the caller.
+    unsafe { libc::malloc_trim(0) == 1 }
+}
+
+/// See the glibc version above.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn malloc_trim() -> bool {
+    false
 }

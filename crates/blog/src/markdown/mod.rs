@@ -41,6 +41,11 @@ impl Markdown {
         }
     }
 
+    /// Calls `release` whenever the highlighter retires after idling and has freed its memory.
+    pub fn set_memory_release(&self, release: highlight::ReleaseMemory) {
+        self.highlighter.set_memory_release(release);
+    }
+
     pub fn render(&self, source: &str) -> Rendered {
         let (body, abbreviations) = abbr::extract(source);
         let options = Options::ENABLE_TABLES
