@@ -3,7 +3,8 @@
 //! It knows nothing of HTTP. The master binds listeners (or inherits them from systemd or its own
 //! re-exec), forks workers, answers operators' signals, watches heartbeats in shared memory, and
 //! replaces workers that die or hang. Each worker runs [`Service::boot_worker`] with a
-//! [`WorkerContext`]. All `unsafe` of the project (fork, mmap, raw signal actions, malloc_trim) lives in `sys`.
+//! [`WorkerContext`]. All `unsafe` of the project (fork, mmap, raw signal actions, malloc_trim)
+//! lives in `sys`.
 //!
 //! Module map:
 //! - `listener` — [`BindAddress`], [`Listener`]; `bind` — [`bind`], systemd and USR2 sockets.
