@@ -239,12 +239,27 @@ impl Connection {
     /// it still sends for a moment, so closing does not RST away the response. Returns `false`
     /// when the connection can be dropped at once.
     pub(crate) fn start_linger(&mut self) -> bool {
+        self.linger_unless(false)
+    }
+
+    /// As [`start_linger`](Self::start_linger) for a client that announced its last request
+    /// (`Connection: close`, or HTTP/1.0 without keep-alive) and sent nothing after it: when
+    /// nothing more has arrived either, the connection is closed at once. With nothing unread,
+    /// the close sends a FIN, not a reset, and a linger would only cost a trip through the
+    /// poller per request. Bytes that did arrive after all are discarded by a linger as usual.
+    pub(crate) fn finish_after_last_request(&mut self) -> bool {
+        self.linger_unless(true)
+    }
+
+    fn linger_unless(&mut self, quiet_client_is_done: bool) -> bool {
         if self.stream.shutdown_write().is_err() {
             return false;
         }
         self.deadline = Instant::now() + LINGER_TIME;
         self.linger = Some(LINGER_BYTES);
-        self.discard(LINGER_BYTES) == ReadEvent::Data
+        let event = self.discard(LINGER_BYTES);
+        let nothing_arrived = self.linger == Some(LINGER_BYTES);
+        event == ReadEvent::Data && !(quiet_client_is_done && nothing_arrived)
     }
 
     /// Reads and drops what the client sends; `Closed` once it is done or the budget is spent.

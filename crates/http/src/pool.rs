@@ -62,7 +62,10 @@ fn serve(
         if dispatch.count_served() {
             dispatch.begin_drain(ServeOutcome::Recycled);
         }
-        let close = wants_close(&request, dispatch.is_draining());
+        // The client's own word that this is its last request, as opposed to our decision to
+        // close (a drain), after which a client may still send requests.
+        let client_closes = wants_close(&request, false);
+        let close = client_closes || dispatch.is_draining();
         let framing = Framing {
             close,
             keep_alive_10: !close && request.version == Version::Http10,
@@ -81,6 +84,12 @@ fn serve(
             return;
         }
         conn.served += 1;
+        if close && client_closes && conn.reader.is_empty() {
+            if conn.finish_after_last_request() {
+                dispatch.give_back(conn);
+            }
+            return;
+        }
         if close {
             return linger(dispatch, conn);
         }

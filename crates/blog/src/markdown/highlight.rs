@@ -29,7 +29,7 @@ const CLASS_STYLE: ClassStyle = ClassStyle::SpacedPrefixed {
 /// and exits. Saves come in bursts (an author editing, an import), so a few seconds keep a
 /// burst on one warm thread; after that the next save pays a one-off restart: loading its
 /// language's grammar and compiling its patterns again, 15–30 ms measured (a warm save takes
-/// ~2 ms). `scripts/bench` reads idle memory 5 s after its load, so keep this below that.
+/// ~2 ms), which is also what the first save after a start pays.
 pub(crate) const IDLE: Duration = Duration::from_secs(3);
 
 /// Called by a retiring highlighting thread once its memory is freed, so the binary can have
