@@ -11,9 +11,8 @@ use nix::sys::signal::Signal;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use support::client_loop::ClientLoop;
 use support::{children, is_alive, wait_until, Options, Server, PATIENCE};
 
 /// Set for the server so the environment reader can prove it found the live environment.
@@ -169,72 +168,6 @@ fn assert_sees_no_systemd_variables(pid: i32) {
     }
 }
 
-/// Requests `GET /` on fresh connections from a background thread until stopped.
-struct ClientLoop {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    errors: Arc<Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ClientLoop {
-    fn start(addr: SocketAddr) -> ClientLoop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let (s, o, e) = (stop.clone(), ok.clone(), errors.clone());
-        let thread = std::thread::spawn(move || {
-            // Bounded: two minutes or 100k requests, whichever comes first.
-            let deadline = Instant::now() + Duration::from_secs(120);
-            let mut n = 0;
-            while !s.load(Ordering::Relaxed) && Instant::now() < deadline && n < 100_000 {
-                n += 1;
-                match get_once(addr) {
-                    Ok(200) => {
-                        o.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => e.lock().unwrap().push(format!("{other:?}")),
-                }
-            }
-        });
-        ClientLoop {
-            stop,
-            ok,
-            errors,
-            thread: Some(thread),
-        }
-    }
-
-    fn ok(&self) -> usize {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Waits until `n` more requests succeeded than had when called.
-    fn wait_for_more(&self, n: usize, server: &Server) {
-        let from = self.ok();
-        let ok = wait_until(PATIENCE, || self.ok() >= from + n);
-        assert!(ok, "requests stalled; log:\n{}", server.log_text());
-    }
-
-    /// Stops the loop; returns how many requests succeeded and the failures.
-    fn finish(mut self) -> (usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        let errors = self.errors.lock().unwrap().clone();
-        (self.ok(), errors)
-    }
-}
-
-fn get_once(addr: SocketAddr) -> std::io::Result<u16> {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(s, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")?;
-    Ok(support::read_reply(&mut std::io::BufReader::new(s), false)?.status)
-}
-
 #[test]
 fn adopts_the_passed_socket_ignores_bind_and_hides_the_variables_from_workers() {
     // Held for the whole test: had the server tried to bind it, it would have failed to start.
@@ -275,7 +208,7 @@ fn hup_serves_on_the_same_passed_socket_without_a_refused_connection() {
     let pid = server.pid();
     server.wait_serving();
     let old = wait_for_workers(&server, pid, 2);
-    let clients = ClientLoop::start(server.addr);
+    let clients = ClientLoop::start(server.addr, "/");
     clients.wait_for_more(10, &server);
 
     server.signal(Signal::SIGHUP);
@@ -289,7 +222,7 @@ fn hup_serves_on_the_same_passed_socket_without_a_refused_connection() {
         server.log_text()
     );
     clients.wait_for_more(10, &server);
-    let (ok, errors) = clients.finish();
+    let (ok, _, errors) = clients.finish();
     assert!(errors.is_empty(), "{errors:?}; log:\n{}", server.log_text());
     assert!(ok >= 20);
 
@@ -310,7 +243,7 @@ fn usr2_keeps_the_passed_socket(extra: &[&str]) {
     server.wait_serving();
     wait_for_workers(&server, old_master, 2);
     assert!(wait_until(PATIENCE, || pidfile.exists()), "no pidfile");
-    let clients = ClientLoop::start(server.addr);
+    let clients = ClientLoop::start(server.addr, "/");
     clients.wait_for_more(10, &server);
 
     server.signal(Signal::SIGUSR2);
@@ -361,7 +294,7 @@ fn usr2_keeps_the_passed_socket(extra: &[&str]) {
         "old master exits on TERM"
     );
     clients.wait_for_more(10, &server);
-    let (ok, errors) = clients.finish();
+    let (ok, _, errors) = clients.finish();
     assert!(errors.is_empty(), "{errors:?}; log:\n{}", server.log_text());
     assert!(ok >= 30);
     assert!(is_alive(new_master));

@@ -5,9 +5,8 @@
 mod support;
 
 use nix::sys::signal::Signal;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::client_loop::{get_once, ClientLoop};
 use support::{children, is_alive, wait_until, Options, Server, PATIENCE};
 
 fn prefork(workers: &str, extra: &[&str]) -> Server {
@@ -32,81 +31,6 @@ fn wait_for_workers(server: &Server, n: usize) -> Vec<i32> {
         server.log_text()
     );
     children(server.pid())
-}
-
-/// Requests on fresh connections from a background thread until stopped; counts failures.
-struct ClientLoop {
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicUsize>,
-    failed: Arc<AtomicUsize>,
-    errors: Arc<std::sync::Mutex<Vec<String>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ClientLoop {
-    fn start(addr: std::net::SocketAddr, path: &'static str) -> ClientLoop {
-        let stop = Arc::new(AtomicBool::new(false));
-        let ok = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(AtomicUsize::new(0));
-        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
-        let thread = std::thread::spawn(move || {
-            // Bounded: at most 2 minutes or 100k requests, whichever comes first.
-            let deadline = Instant::now() + Duration::from_secs(120);
-            let mut n = 0;
-            while !s.load(Ordering::Relaxed) && Instant::now() < deadline && n < 100_000 {
-                n += 1;
-                match get_once(addr, path) {
-                    Ok(200) => {
-                        o.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => {
-                        f.fetch_add(1, Ordering::Relaxed);
-                        e.lock().unwrap().push(format!("{other:?}"));
-                    }
-                }
-            }
-        });
-        ClientLoop {
-            stop,
-            ok,
-            failed,
-            errors,
-            thread: Some(thread),
-        }
-    }
-
-    fn ok(&self) -> usize {
-        self.ok.load(Ordering::Relaxed)
-    }
-
-    /// Stops the loop and returns (ok, failed, first errors).
-    fn finish(mut self) -> (usize, usize, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-        let errors = self
-            .errors
-            .lock()
-            .unwrap()
-            .iter()
-            .take(5)
-            .cloned()
-            .collect();
-        (self.ok(), self.failed.load(Ordering::Relaxed), errors)
-    }
-}
-
-fn get_once(addr: std::net::SocketAddr, path: &str) -> std::io::Result<u16> {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )?;
-    Ok(support::read_reply(&mut std::io::BufReader::new(s), false)?.status)
 }
 
 fn kill(pid: i32, sig: Signal) {

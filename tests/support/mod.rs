@@ -7,6 +7,8 @@
 //! once, so a 2-core CI machine is not oversubscribed.
 #![allow(dead_code)]
 
+pub mod client_loop;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
