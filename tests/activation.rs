@@ -13,7 +13,9 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::Mutex;
 use support::client_loop::ClientLoop;
-use support::{children, is_alive, wait_until, Options, Server, PATIENCE};
+use support::{
+    children, is_alive, wait_for_new_master, wait_until, KillOnDrop, Options, Server, PATIENCE,
+};
 
 /// Set for the server so the environment reader can prove it found the live environment.
 const PROBE: &str = "PYBLOGD_ACTIVATION_PROBE";
@@ -247,23 +249,10 @@ fn usr2_keeps_the_passed_socket(extra: &[&str]) {
     clients.wait_for_more(10, &server);
 
     server.signal(Signal::SIGUSR2);
-    let mut new_master = 0;
-    let handed_over = wait_until(PATIENCE, || {
-        new_master = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0);
-        new_master != 0 && new_master != old_master
-    });
-    assert!(handed_over, "no new master; log:\n{}", server.log_text());
+    let new_master = wait_for_new_master(&pidfile, old_master)
+        .unwrap_or_else(|| panic!("no new master; log:\n{}", server.log_text()));
     // The new master is not the harness's child: kill it when the test ends, whatever happens.
-    struct Reap(i32);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
-        }
-    }
-    let _reap = Reap(new_master);
+    let _reap = KillOnDrop(new_master);
     let new_workers = wait_for_workers(&server, new_master, 2);
     assert_eq!(
         listening(&server, new_master),

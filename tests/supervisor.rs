@@ -7,7 +7,9 @@ mod support;
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
 use support::client_loop::{get_once, ClientLoop};
-use support::{children, is_alive, wait_until, Options, Server, PATIENCE};
+use support::{
+    children, is_alive, wait_for_new_master, wait_until, KillOnDrop, Options, Server, PATIENCE,
+};
 
 fn prefork(workers: &str, extra: &[&str]) -> Server {
     let mut args = vec!["-w", workers];
@@ -301,23 +303,15 @@ fn usr2_upgrade_serves_throughout() {
     let clients = ClientLoop::start(server.addr, "/");
     wait_until(PATIENCE, || clients.ok() >= 10);
     server.signal(Signal::SIGUSR2);
-    let mut new_master = 0;
-    let handed_over = wait_until(PATIENCE, || {
-        new_master = std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0);
-        oldbin.exists() && new_master != 0 && new_master != old_master
-    });
-    assert!(handed_over, "log:\n{}", server.log_text());
+    let new_master = wait_for_new_master(&pidfile, old_master)
+        .unwrap_or_else(|| panic!("log:\n{}", server.log_text()));
     // Kill the new master when the test ends, whatever happens.
-    struct Reap(i32);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0), Signal::SIGKILL);
-        }
-    }
-    let _reap = Reap(new_master);
+    let _reap = KillOnDrop(new_master);
+    assert!(
+        wait_until(PATIENCE, || oldbin.exists()),
+        "log:\n{}",
+        server.log_text()
+    );
     assert!(
         wait_until(PATIENCE, || children(new_master).len() == 2),
         "log:\n{}",

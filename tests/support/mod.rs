@@ -475,3 +475,28 @@ pub fn raise_fd_limit() -> u64 {
     }
     soft
 }
+
+/// The pid the pidfile names once it names a master other than `old` (a USR2 successor), or
+/// `None` if none shows within [`PATIENCE`].
+pub fn wait_for_new_master(pidfile: &Path, old: i32) -> Option<i32> {
+    let mut new_master = 0;
+    let handed_over = wait_until(PATIENCE, || {
+        new_master = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        new_master != 0 && new_master != old
+    });
+    handed_over.then_some(new_master)
+}
+
+/// A process the harness did not start (a USR2 master), killed when this is dropped, so a
+/// failing test leaves nothing running.
+pub struct KillOnDrop(pub i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+    }
+}
