@@ -208,7 +208,9 @@ impl Server {
         }
     }
 
-    fn wait_listening(&mut self) -> SocketAddr {
+    /// Waits for the `Listening at:` line only (workers may still be booting) and returns
+    /// the address; [`start`] does this and more unless told not to wait.
+    pub fn wait_listening(&mut self) -> SocketAddr {
         let mut found = None;
         let ok = wait_until(PATIENCE, || {
             let text = self.log_text();
