@@ -5,9 +5,11 @@
 //! due to look, so a busy server skips a write(2) per request. Either side may start a drain
 //! (a stop, or the request that reaches `max_requests`); the first reason wins.
 
+use crate::config::{ServeOutcome, ServerConfig};
 use crate::connection::Connection;
 use crate::error::ProtocolError;
-use crate::{Control, Handler, Request, ServeOutcome, ServerConfig};
+use crate::handler::{Control, Handler};
+use crate::request::Request;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -28,7 +30,7 @@ const STOPPING: u8 = 1;
 const RECYCLING: u8 = 2;
 
 /// Everything the poller and the handler threads share.
-pub(crate) struct Dispatch {
+pub(crate) struct Handoff {
     pub config: ServerConfig,
     pub handler: Arc<dyn Handler>,
     pub control: Arc<dyn Control>,
@@ -57,7 +59,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl Dispatch {
+impl Handoff {
     /// Shared state for one `serve` call; `wake_tx` is the write end of the poller's pipe.
     pub(crate) fn new(
         config: ServerConfig,
@@ -65,7 +67,7 @@ impl Dispatch {
         control: Arc<dyn Control>,
         wake_tx: UnixStream,
     ) -> Self {
-        Dispatch {
+        Handoff {
             config,
             handler,
             control,

@@ -1,19 +1,13 @@
-//! The public face of the server: its configuration types and [`serve`], which wires the
-//! poller thread (the calling thread) to a pool of handler threads and waits for the drain.
+//! What a caller hands [`serve`](crate::serve) and gets back: the listening sockets, the
+//! server's settings and limits, and why it returned.
 //!
-//! `serve` owns the threads it starts: on a normal return every handler thread has been
-//! joined. Only when `graceful_timeout` runs out with a request still running are the busy
-//! threads left behind (a thread cannot be cancelled); the caller is expected to exit then.
+//! Plain data with gunicorn's defaults and no behaviour of its own, kept apart from `serve` so
+//! the parser (which needs [`Limits`]) does not depend on the serving machinery.
 
-use crate::dispatch::Dispatch;
-use crate::poller::Poller;
-use crate::{pool, Control, Handler};
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::os::unix::net::UnixListener;
 use std::time::Duration;
 
 /// A listening socket handed in by the caller (already bound and listening).
@@ -24,7 +18,7 @@ pub enum Listener {
 }
 
 impl Listener {
-    fn set_nonblocking(&self) -> io::Result<()> {
+    pub(crate) fn set_nonblocking(&self) -> io::Result<()> {
         match self {
             Listener::Tcp(l) => l.set_nonblocking(true),
             Listener::Unix(l) => l.set_nonblocking(true),
@@ -111,66 +105,4 @@ pub enum ServeOutcome {
     Stopped,
     /// `max_requests` were served; the caller should exit so a fresh process replaces it.
     Recycled,
-}
-
-/// Serves `listeners` with `handler` until `control` asks to stop or `max_requests` is reached.
-///
-/// The calling thread becomes the poller; `config.threads` handler threads are started and
-/// joined before a normal return. Listeners are made non-blocking and closed when the drain
-/// begins. Errors are start-up failures (threads, the wake pipe) or a failing poll(2).
-pub fn serve(
-    listeners: Vec<Listener>,
-    handler: Arc<dyn Handler>,
-    config: &ServerConfig,
-    control: Arc<dyn Control>,
-) -> io::Result<ServeOutcome> {
-    if config.threads == 0 {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "threads must be at least 1",
-        ));
-    }
-    crate::panic_capture::install_hook();
-    for listener in &listeners {
-        listener.set_nonblocking()?;
-    }
-    let (wake_rx, wake_tx) = UnixStream::pair()?;
-    wake_rx.set_nonblocking(true)?;
-    wake_tx.set_nonblocking(true)?;
-    let dispatch = Arc::new(Dispatch::new(config.clone(), handler, control, wake_tx));
-    let mut threads = Vec::with_capacity(config.threads);
-    for index in 0..config.threads {
-        let shared = Arc::clone(&dispatch);
-        let spawned = std::thread::Builder::new()
-            .name(format!("http-handler-{index}"))
-            .spawn(move || pool::run(&shared, index));
-        match spawned {
-            Ok(handle) => threads.push(handle),
-            Err(e) => {
-                stop_pool(&dispatch, threads);
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("starting handler thread {index}: {e}"),
-                ));
-            }
-        }
-    }
-    let outcome = Poller::new(&dispatch, listeners, wake_rx).run();
-    stop_pool(&dispatch, threads);
-    outcome
-}
-
-/// Closes the job queue and joins the handler threads, unless some are still busy (after a
-/// graceful timeout): those are left to finish or die with the process.
-fn stop_pool(dispatch: &Dispatch, threads: Vec<JoinHandle<()>>) {
-    dispatch.close_queue();
-    if dispatch.busy() > 0 {
-        log::warn!("leaving {} busy handler threads behind", dispatch.busy());
-        return;
-    }
-    for thread in threads {
-        if thread.join().is_err() {
-            log::error!("a handler thread panicked outside a request");
-        }
-    }
 }

@@ -1,77 +1,75 @@
-//! The handler threads: run the application on complete requests and write the responses.
+//! The handler threads: run the application on complete requests and answer them.
 //!
-//! A thread owns a connection from a complete request until its response is written; then it
-//! serves the next request if one is already buffered (pipelining without a trip through
-//! poll), hands the connection back for keep-alive, or closes it gracefully. The application
-//! runs under `catch_unwind`: a panic costs one 500 and a log line, never the thread.
+//! A thread owns a connection from a complete request until its response is written; then,
+//! as `keep_alive` decides, it serves the next request if one is already buffered (pipelining
+//! without a trip through poll), hands the connection back for keep-alive, or closes it
+//! gracefully. The application runs under `catch_unwind`: a panic costs one 500, not the thread.
 
 use crate::access_log::{log_access, AccessEntry};
+use crate::config::ServeOutcome;
 use crate::connection::Connection;
-use crate::dispatch::{Dispatch, Job};
 use crate::error::ProtocolError;
-use crate::framing::{encode_head, sends_body, Framing};
 use crate::handler::error_page;
+use crate::handoff::{Handoff, Job};
+use crate::keep_alive::{after_response, Persistence};
 use crate::panic_capture;
 use crate::reader::Progress;
-use crate::request::wants_close;
-use crate::{Request, Response, ServeOutcome, Version};
+use crate::request::Request;
+use crate::response::Response;
+use crate::write_response::write_response;
 use std::panic::AssertUnwindSafe;
 use std::time::{Instant, SystemTime};
 
-/// Bodies up to this size are copied behind the head so a response is one write(2); larger
-/// ones go out with writev(2) from where they are.
-const COPY_BODY_MAX: usize = 16 * 1024;
-
 /// A handler thread's loop: serve jobs until the queue closes.
-pub(crate) fn run(dispatch: &Dispatch, thread: usize) {
+pub(crate) fn run(handoff: &Handoff, thread: usize) {
     let mut out = Vec::with_capacity(1024);
-    while let Some(job) = dispatch.next_job() {
+    while let Some(job) = handoff.next_job() {
         // The application's panics are caught in `respond`; this catches the rest (a panic in
         // `Control`, or a bug here), so the pool never shrinks and the job is always counted
         // finished, which a drain waits for. The connection is dropped with the job.
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| match job {
-            Job::Serve(conn, request) => serve(dispatch, thread, conn, request, &mut out),
-            Job::Reject(conn, error) => reject(dispatch, conn, &error, &mut out),
+            Job::Serve(conn, request) => serve(handoff, thread, conn, request, &mut out),
+            Job::Reject(conn, error) => reject(handoff, conn, &error, &mut out),
         }));
         if outcome.is_err() {
             log::error!(
                 "handler thread {thread}: panic outside the application; connection dropped"
             );
         }
-        dispatch.finish_job();
+        handoff.finish_job();
     }
 }
 
 /// Answers `request` and any complete requests pipelined behind it on `conn`.
 fn serve(
-    dispatch: &Dispatch,
+    handoff: &Handoff,
     thread: usize,
     mut conn: Connection,
     mut request: Request,
     out: &mut Vec<u8>,
 ) {
-    let limits = &dispatch.config.limits;
+    let limits = &handoff.config.limits;
     loop {
         let received = SystemTime::now();
         let started = Instant::now();
-        dispatch
+        handoff
             .control
             .request_started(thread, &request.method, &request.path);
-        let response = respond(dispatch, &request);
-        dispatch.control.request_finished(thread);
-        if dispatch.count_served() {
-            dispatch.begin_drain(ServeOutcome::Recycled);
+        let response = respond(handoff, &request);
+        handoff.control.request_finished(thread);
+        if handoff.count_served() {
+            handoff.begin_drain(ServeOutcome::Recycled);
         }
-        // The client's own word that this is its last request, as opposed to our decision to
-        // close (a drain), after which a client may still send requests.
-        let client_closes = wants_close(&request, false);
-        let close = client_closes || dispatch.is_draining();
-        let framing = Framing {
-            close,
-            keep_alive_10: !close && request.version == Version::Http10,
-            head_request: request.method == "HEAD",
-        };
-        let written = write_response(&conn, &response, framing, out, dispatch);
+        let persistence = after_response(&request, handoff.is_draining(), !conn.reader.is_empty());
+        let head_request = request.method == "HEAD";
+        let written = write_response(
+            &conn,
+            &response,
+            persistence,
+            head_request,
+            out,
+            handoff.config.write_timeout,
+        );
         log_access(&AccessEntry {
             request: Some(&request),
             peer: conn.peer,
@@ -84,33 +82,34 @@ fn serve(
             return;
         }
         conn.served += 1;
-        if close && client_closes && conn.reader.is_empty() {
-            if conn.finish_after_last_request() {
-                dispatch.give_back(conn);
+        match persistence {
+            Persistence::CloseAfterLast => {
+                if conn.finish_after_last_request() {
+                    handoff.give_back(conn);
+                }
+                return;
             }
-            return;
-        }
-        if close {
-            return linger(dispatch, conn);
+            Persistence::Linger => return linger(handoff, conn),
+            Persistence::KeepAlive | Persistence::KeepAliveHttp10 => {}
         }
         match conn.reader.advance(limits) {
             Progress::Complete(head, body) => {
                 request = Request::from_head(head, body, conn.peer);
             }
-            Progress::NeedMore => return dispatch.give_back(conn),
-            Progress::Failed(error) => return reject(dispatch, conn, &error, out),
+            Progress::NeedMore => return handoff.give_back(conn),
+            Progress::Failed(error) => return reject(handoff, conn, &error, out),
         }
     }
 }
 
 /// Runs the application for `request`, turning panics and invalid statuses into 500s.
-fn respond(dispatch: &Dispatch, request: &Request) -> Response {
+fn respond(handoff: &Handoff, request: &Request) -> Response {
     // `OPTIONS *` asks about the server, not a resource: answered here, the app never sees
     // a path that does not start with `/`.
     if request.method == "OPTIONS" && request.target == "*" {
         return Response::new(200);
     }
-    let handler = &dispatch.handler;
+    let handler = &handoff.handler;
     let response = match panic_capture::catch(|| handler.handle(request)) {
         Ok(response) => response,
         Err(panic) => {
@@ -143,7 +142,7 @@ fn respond(dispatch: &Dispatch, request: &Request) -> Response {
 }
 
 /// Answers a refused request with the application's error page, then closes gracefully.
-fn reject(dispatch: &Dispatch, conn: Connection, error: &ProtocolError, out: &mut Vec<u8>) {
+fn reject(handoff: &Handoff, conn: Connection, error: &ProtocolError, out: &mut Vec<u8>) {
     let status = error.status();
     let detail = error.to_string();
     log::debug!(
@@ -151,17 +150,20 @@ fn reject(dispatch: &Dispatch, conn: Connection, error: &ProtocolError, out: &mu
         conn.peer
             .map_or_else(|| "unix socket".to_string(), |p| p.to_string())
     );
-    let handler = &dispatch.handler;
+    let handler = &handoff.handler;
     let mut response = panic_capture::catch(|| handler.error_response(status, &detail))
         .unwrap_or_else(|_| error_page(status));
     response.status = status;
-    let framing = Framing {
-        close: true,
-        keep_alive_10: false,
-        head_request: false,
-    };
     let started = Instant::now();
-    let written = write_response(&conn, &response, framing, out, dispatch);
+    // A refused request ends its connection whatever it asked for: its framing is in doubt.
+    let written = write_response(
+        &conn,
+        &response,
+        Persistence::Linger,
+        false,
+        out,
+        handoff.config.write_timeout,
+    );
     log_access(&AccessEntry {
         request: None,
         peer: conn.peer,
@@ -171,49 +173,14 @@ fn reject(dispatch: &Dispatch, conn: Connection, error: &ProtocolError, out: &mu
         elapsed: started.elapsed(),
     });
     if written.is_some() {
-        linger(dispatch, conn);
-    }
-}
-
-/// Writes head and body within `write_timeout`; the body bytes sent, or `None` on failure.
-fn write_response(
-    conn: &Connection,
-    response: &Response,
-    framing: Framing,
-    out: &mut Vec<u8>,
-    dispatch: &Dispatch,
-) -> Option<usize> {
-    out.clear();
-    encode_head(out, response, framing);
-    let body = if sends_body(response.status, framing.head_request) {
-        response.body.as_bytes()
-    } else {
-        &[]
-    };
-    let deadline = Instant::now() + dispatch.config.write_timeout;
-    let result = if body.len() <= COPY_BODY_MAX {
-        out.extend_from_slice(body);
-        conn.write_all(&[out], deadline)
-    } else {
-        conn.write_all(&[out, body], deadline)
-    };
-    if out.capacity() > 4 * COPY_BODY_MAX {
-        // One large header set should not pin memory in this thread forever.
-        *out = Vec::with_capacity(1024);
-    }
-    match result {
-        Ok(()) => Some(body.len()),
-        Err(e) => {
-            log::debug!("writing response failed: {e}");
-            None
-        }
+        linger(handoff, conn);
     }
 }
 
 /// Closes gracefully: shut the write side, and let the poller discard what the client still
 /// sends for a moment (without holding this thread).
-fn linger(dispatch: &Dispatch, mut conn: Connection) {
+fn linger(handoff: &Handoff, mut conn: Connection) {
     if conn.start_linger() {
-        dispatch.give_back(conn);
+        handoff.give_back(conn);
     }
 }

@@ -1,13 +1,20 @@
-//! Serialises a [`Response`] head: status line, the application's headers, then the framing
-//! headers the server alone owns.
+//! Writes a [`Response`]: the status line, the application's headers, the headers the server
+//! alone owns, then the body, within one deadline.
 //!
 //! `Content-Length`, `Connection`, `Date`, `Server`, `Transfer-Encoding` and `Keep-Alive` set by
 //! a handler are dropped, and a header that could split the response (CR, LF, NUL, a name that
 //! is not a token) is dropped with a warning: the framing must be right whatever the app does.
 
+use crate::connection::Connection;
 use crate::date::append_http_date;
 use crate::head::is_token;
-use crate::Response;
+use crate::keep_alive::Persistence;
+use crate::response::Response;
+use std::time::{Duration, Instant};
+
+/// Bodies up to this size are copied behind the head so a response is one write(2); larger
+/// ones go out with writev(2) from where they are.
+const COPY_BODY_MAX: usize = 16 * 1024;
 
 /// Headers only the server writes.
 const FRAMING_HEADERS: &[&str] = &[
@@ -19,24 +26,51 @@ const FRAMING_HEADERS: &[&str] = &[
     "keep-alive",
 ];
 
-/// How the head of one response must frame it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Framing {
-    /// The connection closes after this response (`Connection: close`).
-    pub close: bool,
-    /// An HTTP/1.0 client asked for keep-alive and gets it (`Connection: keep-alive`).
-    pub keep_alive_10: bool,
-    /// The request was HEAD: headers as for GET, no body.
-    pub head_request: bool,
-}
-
 /// Whether a response with `status` to a request (HEAD or not) carries its body.
-pub(crate) fn sends_body(status: u16, head_request: bool) -> bool {
+fn sends_body(status: u16, head_request: bool) -> bool {
     !head_request && status != 204 && status != 304 && status >= 200
 }
 
+/// Writes head and body of `response` within `write_timeout`, using `out` as the head buffer;
+/// the body bytes sent, or `None` when the client could not be written to.
+pub(crate) fn write_response(
+    conn: &Connection,
+    response: &Response,
+    persistence: Persistence,
+    head_request: bool,
+    out: &mut Vec<u8>,
+    write_timeout: Duration,
+) -> Option<usize> {
+    out.clear();
+    encode_head(out, response, persistence);
+    let body = if sends_body(response.status, head_request) {
+        response.body.as_bytes()
+    } else {
+        &[]
+    };
+    let deadline = Instant::now() + write_timeout;
+    let result = if body.len() <= COPY_BODY_MAX {
+        out.extend_from_slice(body);
+        conn.write_all(&[out], deadline)
+    } else {
+        conn.write_all(&[out, body], deadline)
+    };
+    if out.capacity() > 4 * COPY_BODY_MAX {
+        // One large header set should not pin memory in this thread forever.
+        *out = Vec::with_capacity(1024);
+    }
+    match result {
+        Ok(()) => Some(body.len()),
+        Err(e) => {
+            log::debug!("writing response failed: {e}");
+            None
+        }
+    }
+}
+
 /// Appends the head of `resp` to `out`; the body (if [`sends_body`]) follows it on the wire.
-pub(crate) fn encode_head(out: &mut Vec<u8>, resp: &Response, framing: Framing) {
+/// A HEAD answer gets GET's head, Content-Length included; only its body is left out.
+fn encode_head(out: &mut Vec<u8>, resp: &Response, persistence: Persistence) {
     out.extend_from_slice(b"HTTP/1.1 ");
     append_decimal(out, usize::from(resp.status));
     out.push(b' ');
@@ -51,10 +85,10 @@ pub(crate) fn encode_head(out: &mut Vec<u8>, resp: &Response, framing: Framing) 
         append_decimal(out, resp.body.as_bytes().len());
         out.extend_from_slice(b"\r\n");
     }
-    if framing.close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if framing.keep_alive_10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    if let Some(connection) = persistence.connection_header() {
+        out.extend_from_slice(b"Connection: ");
+        out.extend_from_slice(connection.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     for (name, value) in &resp.headers {
         if FRAMING_HEADERS.iter().any(|f| name.eq_ignore_ascii_case(f)) {
@@ -102,14 +136,18 @@ mod tests {
     use super::*;
     use crate::Body;
 
-    fn encode(resp: &Response, close: bool, keep_alive_10: bool, head_request: bool) -> String {
+    /// `head_request` never changes the head (HEAD gets GET's headers); it stays in the
+    /// signature so each call reads as the request it models.
+    fn encode(resp: &Response, close: bool, keep_alive_10: bool, _head_request: bool) -> String {
         let mut out = Vec::new();
-        let framing = Framing {
-            close,
-            keep_alive_10,
-            head_request,
+        let persistence = if close {
+            Persistence::Linger
+        } else if keep_alive_10 {
+            Persistence::KeepAliveHttp10
+        } else {
+            Persistence::KeepAlive
         };
-        encode_head(&mut out, resp, framing);
+        encode_head(&mut out, resp, persistence);
         String::from_utf8(out).unwrap()
     }
 
