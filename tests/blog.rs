@@ -2,6 +2,9 @@
 //! round trip, validation, pagination, exact view counts under concurrency across workers,
 //! sanitising, meta tags, static files, template overrides and durability across restarts.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::{BufReader, Write};

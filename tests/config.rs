@@ -1,6 +1,9 @@
 //! Configuration through the real binary: `--check-config`, precedence of flags > environment >
 //! `.env` > defaults, and one clear line with exit status 2 for every kind of bad value.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::process::{Command, Output};

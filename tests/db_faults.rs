@@ -6,6 +6,9 @@
 //! a loop device forced read-only the way the kernel does on an I/O error (errors=remount-ro).
 //! Both need root; where mounting is refused the test says so on stderr and proves nothing.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use r2d2_sqlite::rusqlite::Connection;

@@ -5,6 +5,9 @@
 //! The database lives in a directory the test owns, so a second server can be started on it
 //! and the file can be read directly (rusqlite) after the servers are gone.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use nix::sys::signal::Signal;

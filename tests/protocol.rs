@@ -2,6 +2,9 @@
 //! 100-continue, HEAD, every limit's status, recovery after bad input, panics, idle clients,
 //! and unix-socket binds. Runs `--single-process` (the supervisor has its own tests).
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::{BufReader, Read, Write};

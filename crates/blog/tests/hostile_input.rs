@@ -7,6 +7,9 @@
 //! tests check the renderer alone; this checks it behind the form, the store and the templates.)
 //! Case counts: `FORM_CASES` and `PAGE_CASES` below.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{body, request, urlencode, Blog};

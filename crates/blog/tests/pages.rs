@@ -1,6 +1,9 @@
 //! Pages as a visitor and a crawler see them: meta tags, safety of rendered posts, static
 //! files, template overrides, error pages and the fault routes.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use blog::Mode;

@@ -1,5 +1,8 @@
 //! Start, stop, drain and recycle; unix sockets; the connection cap.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use http::{Listener, ServeOutcome, ServerConfig};

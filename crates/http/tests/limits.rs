@@ -1,5 +1,8 @@
 //! Each configured limit, at its bound (served) and one past it (refused with its status).
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use http::{Limits, ServerConfig};

@@ -1,5 +1,8 @@
 //! The server over real TCP: keep-alive, pipelining, bodies, 100-continue, HEAD, errors.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use http::{Limits, ServerConfig};

@@ -5,6 +5,9 @@
 //! an accepted request may look like. Case counts are explicit (`CASES`) so the cost is known:
 //! about 6,000 parses in all, well under a second in a release build.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use http::form::parse_urlencoded;
 use http::{parse_request, Limits, ProtocolError, Request};
 use proptest::prelude::*;

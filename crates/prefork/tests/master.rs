@@ -1,6 +1,9 @@
 //! The supervisor as operators meet it: a real master (`prefork-demo`), real workers, real
 //! signals. Each test owns a temp dir, an ephemeral port and its process tree.
 
+// Test code: a failed unwrap is a failed test; the workspace denies them everywhere else.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use nix::sys::signal::{kill, Signal};
