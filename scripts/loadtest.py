@@ -13,9 +13,9 @@ binary upgrade mid-run (USR2, wait for PIDFILE.oldbin and the new master's worke
 master). Both report the failures seen while they were under way and how long each took.
 
 Examples:
-  scripts/loadtest --url http://127.0.0.1:8000 --duration 30 --rate 500
-  scripts/loadtest --url http://127.0.0.1:8000 --during-reload 5 --pid-file /run/pyblogd.pid
-  scripts/loadtest --url http://[::1]:8000 --usr2 --pid-file pyblogd.pid --report-json out.json
+  scripts/loadtest.py --url http://127.0.0.1:8000 --duration 30 --rate 500
+  scripts/loadtest.py --url http://127.0.0.1:8000 --during-reload 5 --pid-file /run/pyblogd.pid
+  scripts/loadtest.py --url http://[::1]:8000 --usr2 --pid-file pyblogd.pid --report-json out.json
 """
 
 from __future__ import annotations
@@ -497,7 +497,7 @@ def print_summary(r: dict) -> None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="loadtest", description=__doc__,
+    p = argparse.ArgumentParser(prog="loadtest.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--url", default="http://127.0.0.1:8000", help="pyblogd base URL (loopback only)")
     p.add_argument("--duration", type=float, default=10, help=f"seconds to run (default 10, max {MAX_DURATION})")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks that no request fails while pyblogd reloads (HUP) and upgrades its binary (USR2).
 
-Starts `pyblogd -w 4` on 127.0.0.1 with a temporary database of 30 posts, runs scripts/loadtest
+Starts `pyblogd -w 4` on 127.0.0.1 with a temporary database of 30 posts, runs scripts/loadtest.py
 against it (a mixed load of views, lists, home, POSTs and static files) while sending 10 HUPs
 and then one USR2 upgrade, and prints the failed requests during the reloads, during the
 upgrade, and the mean and max reload wall time (signal → every old worker gone). Everything is
@@ -32,7 +32,7 @@ import server  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="reload-check", description=__doc__,
+    p = argparse.ArgumentParser(prog="reload_check.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--binary", default=os.path.join(REPO, "target", "release", "pyblogd"),
                    help="pyblogd to run (default target/release/pyblogd, built when missing)")
@@ -53,7 +53,7 @@ def ensure_binary(path: str) -> None:
     if os.access(path, os.X_OK):
         return
     if path != os.path.join(REPO, "target", "release", "pyblogd"):
-        raise SystemExit(f"reload-check: no executable at {path}")
+        raise SystemExit(f"reload_check: no executable at {path}")
     print("building target/release/pyblogd (cargo build --release --locked)", flush=True)
     subprocess.run(["cargo", "build", "--release", "--locked"], cwd=REPO, check=True)
 
@@ -78,7 +78,7 @@ def main() -> int:
                  "--database-uri", f"sqlite:///{os.path.join(tmp, 'blog.db')}", "--pid", pidfile],
                 cwd=run_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         if not server.wait_ready(port, 30, proc.pid):
-            print(f"reload-check: pyblogd did not answer GET / within 30 s; its log:\n{tail(log_path)}",
+            print(f"reload_check: pyblogd did not answer GET / within 30 s; its log:\n{tail(log_path)}",
                   file=sys.stderr)
             return 2
         posts.seed(port, 30, views=60)
@@ -87,14 +87,14 @@ def main() -> int:
               f"with {args.hups} HUPs, then one USR2",
               flush=True)
         loadtest = subprocess.run(
-            [os.path.join(SCRIPTS, "loadtest"), "--url", f"http://127.0.0.1:{port}",
+            [os.path.join(SCRIPTS, "loadtest.py"), "--url", f"http://127.0.0.1:{port}",
              "--duration", str(args.duration), "--rate", str(args.rate), "--concurrency", str(args.concurrency),
              "--during-reload", str(args.hups), "--usr2", "--pid-file", pidfile, "--quiet",
              "--report-json", report_path],
             stdout=subprocess.PIPE, text=True, timeout=args.duration + 40)
         if not os.path.exists(report_path):
             print(loadtest.stdout)
-            print("reload-check: loadtest wrote no report", file=sys.stderr)
+            print("reload_check: loadtest wrote no report", file=sys.stderr)
             return 2
         with open(report_path) as f:
             report = json.load(f)
@@ -145,7 +145,7 @@ def summarise(report: dict, args, proc: subprocess.Popen, log_path: str, loadtes
     if not ok:
         print(f"\nloadtest's summary:{loadtest_output}")
         print(f"end of the pyblogd log:\n{tail(log_path)}")
-    print("\nreload-check: " + ("OK" if ok else "FAILED"))
+    print("\nreload_check: " + ("OK" if ok else "FAILED"))
     return 0 if ok else 1
 
 

@@ -27,8 +27,8 @@ Do not run it while something compiles on the machine: the client and the compil
 two cores, and the request rate (not the memory figures) would suffer.
 
 Examples:
-  scripts/soak
-  scripts/soak --requests 20000 --clients 2
+  scripts/soak.py
+  scripts/soak.py --requests 20000 --clients 2
 """
 
 from __future__ import annotations
