@@ -1,4 +1,4 @@
-//! What a caller hands [`serve`](crate::serve) and gets back: the listening sockets, the
+//! What a caller hands [`serve`](crate::serve()) and gets back: the listening sockets, the
 //! server's settings and limits, and why it returned.
 //!
 //! Plain data with gunicorn's defaults and no behaviour of its own, kept apart from `serve` so
@@ -98,7 +98,7 @@ impl Default for ServerConfig {
     }
 }
 
-/// Why [`serve`] returned.
+/// Why [`serve`](crate::serve()) returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServeOutcome {
     /// `Control::should_stop` turned true and in-flight requests were drained.
