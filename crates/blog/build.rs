@@ -4,12 +4,13 @@
 //! the time the newest file changed, which becomes the embedded assets' `Last-Modified` (the
 //! same in every worker and across restarts of one build; `SOURCE_DATE_EPOCH` overrides it).
 
-use std::fmt::Write as _;
+use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-fn main() {
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
+/// A failure here fails the build with its message, which names what went wrong.
+fn main() -> Result<(), Box<dyn Error>> {
+    let manifest = PathBuf::from(env_var("CARGO_MANIFEST_DIR")?);
     let root = manifest.join("../../static");
     println!("cargo:rerun-if-changed={}", root.display());
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
@@ -29,29 +30,34 @@ fn main() {
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map_or(0, |d| d.as_secs());
         newest = newest.max(modified);
-        let absolute = path
-            .canonicalize()
-            .expect("static file vanished during the build");
-        writeln!(
-            table,
-            "    ({relative:?}, include_bytes!({:?})),",
+        let absolute = path.canonicalize().map_err(|e| {
+            format!(
+                "static file {} vanished during the build: {e}",
+                path.display()
+            )
+        })?;
+        table.push_str(&format!(
+            "    ({relative:?}, include_bytes!({:?})),\n",
             absolute.display().to_string()
-        )
-        .expect("writing to a String");
+        ));
     }
     table.push_str("];\n");
     let modified = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(newest);
-    writeln!(
-        table,
-        "pub(crate) const EMBEDDED_MODIFIED: u64 = {modified};"
-    )
-    .expect("String");
+    table.push_str(&format!(
+        "pub(crate) const EMBEDDED_MODIFIED: u64 = {modified};\n"
+    ));
 
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("set by cargo"));
-    std::fs::write(out.join("embedded_assets.rs"), table).expect("write embedded_assets.rs");
+    let out = PathBuf::from(env_var("OUT_DIR")?).join("embedded_assets.rs");
+    std::fs::write(&out, table).map_err(|e| format!("writing {}: {e}", out.display()))?;
+    Ok(())
+}
+
+/// A variable cargo sets for every build script.
+fn env_var(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|e| format!("{name} (set by cargo): {e}"))
 }
 
 /// Regular files below `dir`, skipping hidden names (`.gitkeep`, editor droppings).
@@ -68,9 +74,11 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
         if path.is_dir() {
             collect(root, &path, files);
         } else if path.is_file() {
-            let relative = path
-                .strip_prefix(root)
-                .expect("walked from root")
+            // Every path here was reached by walking down from `root`, so it has that prefix.
+            let Ok(below_root) = path.strip_prefix(root) else {
+                continue;
+            };
+            let relative = below_root
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect::<Vec<_>>()

@@ -275,7 +275,7 @@ def render(directory: str) -> str:
             "(3 s without a save) has exited and its memory has gone back to the OS; the targets check "
             "the idle reading.",
             "", "Reload wall time: from `kill -HUP` to the last worker of the old generation gone (exited), "
-            "with as many new workers running; measured by `scripts/loadtest --during-reload` while it "
+            "with as many new workers running; measured by `scripts/loadtest.py --during-reload` while it "
             "sends a mixed load (views, lists, home, POSTs, static)."]
     for c in r.configs:
         rep = reload.get(c)

@@ -1,6 +1,6 @@
 """Starting, probing and measuring a pyblogd server on the loopback interface.
 
-Used as a module by `loadtest` and `reload-check`, and as a small command line by `bench`
+Used as a module by `loadtest.py` and `reload_check.py`, and as a small command line by `bench`
 (bash), which cannot poll a socket or time a start precisely on its own:
 
     server.py free-port

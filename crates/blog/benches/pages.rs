@@ -4,6 +4,9 @@
 //! and saving a post (Markdown, highlighting, sanitising, the insert).
 //! Run with `cargo bench -p pyblogd-blog`; compare with `scripts/bench` for the whole server.
 
+// A measurement harness, never run in production: a failed unwrap aborts the run, as it should.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use blog::{App, Config, DatabaseTarget, Mode};
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::{Handler, Request, Version};

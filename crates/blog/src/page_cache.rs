@@ -8,6 +8,18 @@
 //! where its view count goes ([`SplicedPage`]), filled on every request, so a reader always
 //! sees their own view. This also bounds "Popular this week", a sort of last week's posts, to
 //! one run per second per worker however busy the home page is.
+//!
+//! # Design note: what is written where, when it is applied, what a crash loses
+//!
+//! - **Written**: only in this worker's memory: rendered home and list pages (at most 256) and
+//!   post pages with their view-count hole (at most 64), each stamped with the generation and
+//!   the instant it was rendered. Nothing is shared between workers or written to disk.
+//! - **Applied**: a page is served from here while the store's generation (bumped by a database
+//!   trigger on every create, edit and delete) is unchanged and it is under a second old;
+//!   storing a page drops every entry that can no longer be served. Development mode bypasses
+//!   the cache so template edits show at once.
+//! - **Lost on a crash**: nothing that matters: it holds derived data only, and a new worker
+//!   renders each page again on its first request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

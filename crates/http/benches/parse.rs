@@ -2,6 +2,9 @@
 //!
 //! Run with `cargo bench -p pyblogd-http --bench parse` on a quiet machine.
 
+// A measurement harness, never run in production: a failed unwrap aborts the run, as it should.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use http::{form, parse_request, Limits};
 

@@ -5,8 +5,8 @@
 //! the whole response (a stricter bound than a per-call SO_SNDTIMEO, and no fcntl flips per
 //! request). A connection's count in the server's open total is released when it is dropped.
 
+use crate::config::{Limits, ServerConfig};
 use crate::reader::{Phase, RequestReader};
-use crate::server::{Limits, ServerConfig};
 use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
 use std::io::{self, IoSlice, Read};

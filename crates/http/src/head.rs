@@ -5,9 +5,8 @@
 //! are CRLF only: httparse would take bare LF, but a front proxy may not agree on where such a
 //! head ends, so head, chunk lines and trailers all insist on CRLF alike.
 
+use crate::config::Limits;
 use crate::error::ProtocolError;
-use crate::request::Version;
-use crate::server::Limits;
 use crate::target::parse_target;
 use std::mem::MaybeUninit;
 
@@ -17,6 +16,23 @@ const UNLIMITED_LINE: usize = 64 * 1024;
 const HEAD_SLACK: usize = 4096;
 /// httparse needs a slot per header; up to this many fields live on the stack.
 const STACK_FIELDS: usize = 128;
+
+/// The protocol version of a request: only HTTP/1.0 and HTTP/1.1 are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    /// The version as it appears on the wire, e.g. `HTTP/1.1`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
 
 /// How the body of a request is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

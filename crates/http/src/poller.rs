@@ -1,21 +1,25 @@
-//! The poller thread: accepts, reads requests without blocking, enforces deadlines, drains.
+//! The poller thread's loop: reads requests without blocking and enforces deadlines.
 //!
 //! It holds every connection not being served: new, still sending a head or body, idle
 //! keep-alive, lingering after a last response. Each turn it rebuilds one poll(2) set, reads
 //! what is ready, hands complete requests to the pool and closes what ran out of time, so a
-//! slow client costs a descriptor and a buffer, never a handler thread.
+//! slow client costs a descriptor and a buffer, never a handler thread. Accepting new
+//! connections (`accept`) and winding down on a stop (`drain`) are its two submodules.
 
-use crate::connection::{Connection, OpenSlot, ReadEvent, Stream};
-use crate::dispatch::{drain_wake_pipe, Dispatch, Job};
+mod accept;
+mod drain;
+
+use crate::config::{Listener, ServeOutcome};
+use crate::connection::{Connection, ReadEvent};
 use crate::error::ProtocolError;
+use crate::handoff::{drain_wake_pipe, Handoff, Job};
 use crate::reader::{Phase, Progress};
-use crate::{Listener, Request, ServeOutcome};
+use crate::request::Request;
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Longest sleep in poll(2): heartbeats must go out at least once a second.
@@ -24,12 +28,6 @@ const MAX_WAIT: Duration = Duration::from_millis(500);
 const HEARTBEAT: Duration = Duration::from_millis(250);
 /// Poll timeout when the control gives no wake-up descriptor.
 const STOP_CHECK: Duration = Duration::from_millis(200);
-/// Pause in accepting after running out of descriptors, instead of spinning on EMFILE.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a connection may still complete a request head once a drain has begun.
-const DRAIN_GRACE: Duration = Duration::from_secs(1);
-/// Connections accepted per listener per turn, so one busy listener cannot starve the rest.
-const ACCEPT_BATCH: usize = 64;
 
 /// What to do with a connection after servicing it.
 enum Action {
@@ -40,7 +38,7 @@ enum Action {
 }
 
 pub(crate) struct Poller<'a> {
-    dispatch: &'a Dispatch,
+    handoff: &'a Handoff,
     listeners: Vec<Listener>,
     conns: Vec<Connection>,
     wake_rx: UnixStream,
@@ -59,13 +57,9 @@ pub(crate) struct Poller<'a> {
 }
 
 impl<'a> Poller<'a> {
-    pub(crate) fn new(
-        dispatch: &'a Dispatch,
-        listeners: Vec<Listener>,
-        wake_rx: UnixStream,
-    ) -> Self {
+    pub(crate) fn new(handoff: &'a Handoff, listeners: Vec<Listener>, wake_rx: UnixStream) -> Self {
         Poller {
-            dispatch,
+            handoff,
             listeners,
             conns: Vec::new(),
             wake_rx,
@@ -88,7 +82,7 @@ impl<'a> Poller<'a> {
                 .last_heartbeat
                 .is_none_or(|t| now.duration_since(t) >= HEARTBEAT)
             {
-                self.dispatch.control.heartbeat();
+                self.handoff.control.heartbeat();
                 self.last_heartbeat = Some(now);
             }
             self.take_returned(now);
@@ -100,100 +94,11 @@ impl<'a> Poller<'a> {
         }
     }
 
-    /// Starts a drain when asked; returns the outcome once the drain is over.
-    fn check_drain(&mut self, now: Instant) -> Option<ServeOutcome> {
-        let dispatch = self.dispatch;
-        if self.drain_deadline.is_none() {
-            if dispatch.control.should_stop() {
-                dispatch.begin_drain(ServeOutcome::Stopped);
-            }
-            let outcome = dispatch.drain_outcome()?;
-            self.start_drain(now);
-            log::info!(
-                "draining ({outcome:?}): {} connections open",
-                dispatch.open.load(Ordering::Relaxed)
-            );
-        }
-        let outcome = dispatch.drain_outcome()?;
-        // Keep-alive connections close now; ones mid-request may finish; fresh ones get a
-        // short grace for their first request; lingering ones run out.
-        self.close_idle_keep_alive(now);
-        if self.conns.is_empty() && dispatch.busy() == 0 {
-            self.take_returned(now);
-            if self.conns.is_empty() {
-                return Some(outcome);
-            }
-        }
-        if self.drain_deadline.is_some_and(|d| now >= d) {
-            log::warn!(
-                "graceful timeout: returning with {} requests in flight and {} connections waiting",
-                dispatch.busy(),
-                self.conns.len()
-            );
-            return Some(outcome);
-        }
-        None
-    }
-
-    /// During a drain, ends every idle keep-alive connection. A request the client already
-    /// sent (it could not know of the drain) is still read and served, with
-    /// `Connection: close`; the others get a graceful close (FIN, then discard), because
-    /// closing a socket with unread bytes would answer a request in flight with an RST.
-    fn close_idle_keep_alive(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.conns.len() {
-            let conn = &self.conns[i];
-            if conn.is_lingering() || !conn.reader.is_empty() || conn.served == 0 {
-                i += 1;
-                continue;
-            }
-            match self.read_and_advance(i, now) {
-                Action::Keep if self.conns[i].reader.is_empty() => {
-                    if self.conns[i].start_linger() {
-                        i += 1;
-                    } else {
-                        drop(self.conns.swap_remove(i));
-                    }
-                }
-                // Part of a head arrived: it gets the drain's grace like any other.
-                Action::Keep => i += 1,
-                // Served, rejected or dropped: the connection left slot `i`.
-                action => self.act(i, action),
-            }
-        }
-    }
-
-    /// Stops accepting. Connections the kernel already accepted are taken first, so a stop
-    /// does not reset clients queued in the backlog. Connections that have not sent a byte or
-    /// are partway through a head get [`DRAIN_GRACE`] to complete it (an idle preconnect or a
-    /// slowloris must not hold the drain); an upload under way keeps its body deadline.
-    fn start_drain(&mut self, now: Instant) {
-        self.drain_deadline = Some(now + self.dispatch.config.graceful_timeout);
-        for index in 0..self.listeners.len() {
-            self.accept(index, now);
-        }
-        self.listeners.clear();
-        self.head_grace_until = Some(now + DRAIN_GRACE);
-        for i in 0..self.conns.len() {
-            self.apply_head_grace(i);
-        }
-    }
-
-    /// During a drain, caps the deadline of connection `i` if it has not completed a head.
-    fn apply_head_grace(&mut self, i: usize) {
-        let conn = &mut self.conns[i];
-        if let Some(grace) = self.head_grace_until {
-            if !conn.is_lingering() && conn.reader.phase() != Phase::Body {
-                conn.deadline = conn.deadline.min(grace);
-            }
-        }
-    }
-
     /// Takes connections back from the pool and parks them for their next request.
     fn take_returned(&mut self, now: Instant) {
         let first = self.conns.len();
-        self.dispatch.take_returned(&mut self.conns);
-        let config = &self.dispatch.config;
+        self.handoff.take_returned(&mut self.conns);
+        let config = &self.handoff.config;
         let mut i = first;
         while i < self.conns.len() {
             let conn = &mut self.conns[i];
@@ -223,10 +128,10 @@ impl<'a> Poller<'a> {
                 _ if conn.is_lingering() => {}
                 Phase::Idle => {}
                 Phase::Head => self
-                    .dispatch
+                    .handoff
                     .submit(Job::Reject(conn, ProtocolError::HeadTimeout)),
                 Phase::Body => self
-                    .dispatch
+                    .handoff
                     .submit(Job::Reject(conn, ProtocolError::BodyTimeout)),
             }
         }
@@ -234,7 +139,7 @@ impl<'a> Poller<'a> {
 
     /// One poll(2) turn and the work it reports.
     fn poll_once(&mut self, now: Instant) -> io::Result<()> {
-        let control = &self.dispatch.control;
+        let control = &self.handoff.control;
         let stop_fd = control
             .wake_fd()
             .filter(|_| self.drain_deadline.is_none())
@@ -296,7 +201,7 @@ impl<'a> Poller<'a> {
         if wake_ready {
             drain_wake_pipe(&self.wake_rx)?;
         }
-        if stop_ready && !self.dispatch.control.should_stop() {
+        if stop_ready && !self.handoff.control.should_stop() {
             // The descriptor is readable but no stop is asked: do not spin on it.
             self.stop_fd_quiet_until = Some(now + STOP_CHECK);
         }
@@ -320,7 +225,7 @@ impl<'a> Poller<'a> {
     }
 
     fn read_and_advance(&mut self, i: usize, now: Instant) -> Action {
-        let config = &self.dispatch.config;
+        let config = &self.handoff.config;
         let conn = &mut self.conns[i];
         match conn.read_ready(&config.limits) {
             ReadEvent::Closed if conn.is_lingering() || conn.reader.is_empty() => {
@@ -354,86 +259,12 @@ impl<'a> Poller<'a> {
             Action::Drop => drop(self.conns.swap_remove(i)),
             Action::Serve(request) => {
                 let conn = self.conns.swap_remove(i);
-                self.dispatch.submit(Job::Serve(conn, request));
+                self.handoff.submit(Job::Serve(conn, request));
             }
             Action::Reject(error) => {
                 let conn = self.conns.swap_remove(i);
-                self.dispatch.submit(Job::Reject(conn, error));
+                self.handoff.submit(Job::Reject(conn, error));
             }
         }
     }
-
-    /// Accepts what is pending on listener `index`, then tries a first read on each new
-    /// connection (the request often arrives with the handshake).
-    fn accept(&mut self, index: usize, now: Instant) {
-        let dispatch = self.dispatch;
-        for _ in 0..ACCEPT_BATCH {
-            let accepted = match &self.listeners[index] {
-                Listener::Tcp(l) => l.accept().and_then(|(s, peer)| {
-                    s.set_nodelay(true)?;
-                    Ok((Stream::Tcp(s), Some(peer)))
-                }),
-                Listener::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), None)),
-            };
-            let (stream, peer) = match accepted {
-                Ok(pair) => pair,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if is_out_of_fds(&e) => {
-                    if !self.out_of_fds {
-                        log::warn!("accept failed, pausing accepts for {ACCEPT_BACKOFF:?}: {e}");
-                        self.out_of_fds = true;
-                    }
-                    self.accept_paused_until = Some(now + ACCEPT_BACKOFF);
-                    break;
-                }
-                Err(e) if is_per_connection(&e) => continue,
-                Err(e) => {
-                    log::warn!("accept failed: {e}");
-                    break;
-                }
-            };
-            self.out_of_fds = false;
-            if dispatch.open.load(Ordering::Relaxed) >= dispatch.config.max_connections {
-                log::debug!(
-                    "at max_connections ({}): closing a new connection",
-                    dispatch.config.max_connections
-                );
-                continue;
-            }
-            if let Err(e) = stream_set_nonblocking(&stream) {
-                log::debug!("dropping a new connection: {e}");
-                continue;
-            }
-            let slot = OpenSlot::new(&dispatch.open);
-            self.conns
-                .push(Connection::new(stream, peer, slot, &dispatch.config));
-            let last = self.conns.len() - 1;
-            self.service(last, now);
-        }
-    }
-}
-
-fn stream_set_nonblocking(stream: &Stream) -> io::Result<()> {
-    match stream {
-        Stream::Tcp(s) => s.set_nonblocking(true),
-        Stream::Unix(s) => s.set_nonblocking(true),
-    }
-}
-
-/// The process or system is out of descriptors or memory: back off instead of spinning.
-fn is_out_of_fds(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error().map(Errno::from_raw),
-        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
-    )
-}
-
-/// The failure concerns one aborted connection, not the listener.
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    ) || e.raw_os_error() == Some(Errno::EPROTO as i32)
 }

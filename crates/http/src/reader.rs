@@ -6,12 +6,12 @@
 //! announces 1 MiB and sends nothing costs nothing.
 
 use crate::chunked::ChunkedDecoder;
+use crate::config::Limits;
 use crate::error::ProtocolError;
 use crate::head::{
     check_partial_head, max_head_len, may_hold_head_end, parse_head, BodyFraming, Head,
 };
-use crate::server::Limits;
-use crate::Request;
+use crate::request::Request;
 
 /// First allocation for a connection's read buffer.
 const INITIAL_BUFFER: usize = 4096;

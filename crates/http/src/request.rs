@@ -4,25 +4,8 @@
 //! checked (UTF-8, no NUL, no `..` escaping the root) and its body fully read and de-chunked,
 //! so handlers never do I/O or protocol work.
 
-use crate::head::Head;
+use crate::head::{Head, Version};
 use std::net::SocketAddr;
-
-/// The protocol version of a request: only HTTP/1.0 and HTTP/1.1 are accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Version {
-    Http10,
-    Http11,
-}
-
-impl Version {
-    /// The version as it appears on the wire, e.g. `HTTP/1.1`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Version::Http10 => "HTTP/1.0",
-            Version::Http11 => "HTTP/1.1",
-        }
-    }
-}
 
 /// One request, head and body.
 #[derive(Debug, Clone)]
@@ -95,91 +78,22 @@ impl std::fmt::Display for RequestLine<'_> {
     }
 }
 
-/// The one keep-alive decision: whether the connection closes after answering `req`.
-///
-/// HTTP/1.1 keeps alive unless `Connection: close`; HTTP/1.0 closes unless
-/// `Connection: keep-alive`; a draining server closes every connection it answers.
-pub(crate) fn wants_close(req: &Request, draining: bool) -> bool {
-    if draining {
-        return true;
-    }
-    let mut close = false;
-    let mut keep_alive = false;
-    let options = req
-        .headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("connection"));
-    for (_, value) in options {
-        for option in value.split(|&b| b == b',') {
-            let option = option.trim_ascii();
-            close |= option.eq_ignore_ascii_case(b"close");
-            keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-    match req.version {
-        Version::Http11 => close,
-        Version::Http10 => close || !keep_alive,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn request(version: Version, connection: &[&str]) -> Request {
-        Request {
+    #[test]
+    fn request_line_for_logs() {
+        let r = Request {
             method: "GET".into(),
             path: "/".into(),
             query: String::new(),
             target: "/".into(),
-            version,
-            headers: connection
-                .iter()
-                .map(|v| ("Connection".to_string(), v.as_bytes().to_vec()))
-                .collect(),
+            version: Version::Http10,
+            headers: Vec::new(),
             body: Vec::new(),
             peer: None,
-        }
-    }
-
-    #[test]
-    fn http11_keeps_alive_unless_close() {
-        assert!(!wants_close(&request(Version::Http11, &[]), false));
-        assert!(wants_close(&request(Version::Http11, &["close"]), false));
-        assert!(wants_close(
-            &request(Version::Http11, &["Upgrade, CLOSE"]),
-            false
-        ));
-        assert!(!wants_close(
-            &request(Version::Http11, &["keep-alive"]),
-            false
-        ));
-    }
-
-    #[test]
-    fn http10_closes_unless_keep_alive() {
-        assert!(wants_close(&request(Version::Http10, &[]), false));
-        assert!(!wants_close(
-            &request(Version::Http10, &["Keep-Alive"]),
-            false
-        ));
-        assert!(wants_close(
-            &request(Version::Http10, &["keep-alive", "close"]),
-            false
-        ));
-    }
-
-    #[test]
-    fn draining_always_closes() {
-        assert!(wants_close(
-            &request(Version::Http11, &["keep-alive"]),
-            true
-        ));
-    }
-
-    #[test]
-    fn request_line_for_logs() {
-        let r = request(Version::Http10, &[]);
+        };
         assert_eq!(r.line().to_string(), "GET / HTTP/1.0");
     }
 }

@@ -1,8 +1,9 @@
 //! A response as the application builds it.
 //!
-//! Handlers set status, content headers and body. The server owns framing (see `framing`): it
-//! adds `Content-Length`, `Date`, `Server` and `Connection`, drops the body for HEAD/204/304,
-//! and ignores those headers (and `Transfer-Encoding`, `Keep-Alive`) when a handler sets them.
+//! Handlers set status, content headers and body. The server owns the framing headers (see
+//! `write_response`): it adds `Content-Length`, `Date`, `Server` and `Connection`, drops the
+//! body for HEAD/204/304, and ignores those headers (and `Transfer-Encoding`, `Keep-Alive`)
+//! when a handler sets them.
 
 use std::sync::Arc;
 

@@ -231,7 +231,10 @@ fn parse_args() -> Result<(Settings, Vec<BindAddress>, bool), String> {
 }
 
 fn main() {
-    log::set_logger(&StderrLogger).expect("start-up: no other logger is installed");
+    if let Err(e) = log::set_logger(&StderrLogger) {
+        eprintln!("prefork-demo: installing the logger: {e}");
+        std::process::exit(1);
+    }
     log::set_max_level(log::LevelFilter::Info);
     let (settings, binds, single) = match parse_args() {
         Ok(parsed) => parsed,

@@ -7,6 +7,24 @@
 //! find it every few seconds, and every worker at start, and apply what lies past the
 //! recorded offset exactly once: the journal's lock admits one adopter, and the offset moves
 //! in the same transaction as the counts.
+//!
+//! # Design note: what is written where, when it is applied, what a crash loses
+//!
+//! - **Written**: a view is one 8-byte record (`pwrite`, no fsync) at the end of this worker's
+//!   `<database>.views/<name>.log`, locked with `flock` for the worker's life, and one entry
+//!   in the in-memory tally. The database holds `posts.view_count` and, in `view_journals`,
+//!   per journal the offset up to which its records are counted; both change in one
+//!   transaction, so a journal is never counted twice.
+//! - **Applied**: by the worker's upkeep thread every 100 ms (only when views arrived); journals
+//!   of dead workers (their lock is free) by any live worker every 2 s and by every worker at
+//!   start; at a graceful stop by the final flush, after which the journal is removed. A
+//!   journal past 1 MiB is started over (one rename) once all but its last records are applied.
+//!   Until then a page adds this worker's unapplied views, so a reader sees their own view.
+//! - **Lost on a crash**: of the process (kill -9, abort, OOM), nothing: the records are in the
+//!   kernel's page cache and are applied by a sibling or the next start. Of the machine (power
+//!   loss, kernel crash), the views appended since the kernel last wrote the file back, as
+//!   SQLite's `synchronous = NORMAL` may lose its last commits; a torn tail is ignored. Without
+//!   a journal (it cannot be created or appended to) each view is its own `UPDATE`.
 
 mod journal;
 mod ledger;
