@@ -106,4 +106,14 @@ pub struct Cli {
     /// Serve from this one process: no master, no fork (for debugging).
     #[arg(long = "single-process")]
     pub single_process: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands: without one, pyblogd serves.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Show the running master and its workers (asks it over PIDFILE.ctl).
+    Status(crate::status::StatusArgs),
 }

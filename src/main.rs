@@ -3,21 +3,26 @@
 //! This file only wires things: parse flags, resolve the configuration (exit 2 on any error,
 //! nothing started), install the logger, bind, and hand over to the supervisor
 //! (`prefork::run`) or, with `--single-process`, run one worker in this process.
+//! `pyblogd status` (module `status`) only asks a running master and prints.
 #![forbid(unsafe_code)]
 
 mod cli;
 mod config;
 mod logging;
 mod service;
+mod status;
 
 use anyhow::Context;
 use clap::Parser;
 
 /// Exit status for a configuration error, as gunicorn uses for usage errors.
-const EXIT_CONFIG: i32 = 2;
+pub(crate) const EXIT_CONFIG: i32 = 2;
 
 fn main() {
     let cli = cli::Cli::parse();
+    if let Some(cli::Command::Status(args)) = &cli.command {
+        std::process::exit(status::run(args, cli.pidfile.clone()));
+    }
     let config = match config::Config::resolve(&cli) {
         Ok(config) => config,
         Err(message) => {

@@ -49,6 +49,16 @@ impl prefork::Service for BlogService {
         logging::reopen();
     }
 
+    fn summary(&self) -> Vec<(String, String)> {
+        // The lines `--check-config` prints: one description of the configuration, not two.
+        self.config
+            .describe()
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
     fn boot_worker(&self, ctx: prefork::WorkerContext) -> Result<(), prefork::BootError> {
         // The blog may not depend on prefork, which owns the one unsafe allocator call: the
         // wiring happens here. The highlighter calls it from its own thread after it retired.

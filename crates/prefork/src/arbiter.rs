@@ -6,13 +6,15 @@
 //! right. Every decision is made here, in one thread; state changes only in `handle_*`.
 //!
 //! Submodules: `reload` (HUP and generations), `commands` (stop, TTIN/TTOU, USR1, USR2),
-//! `lifecycle` (spawn, reap, murder, manage).
+//! `lifecycle` (spawn, reap, murder, manage), `observe` (the status on the control socket).
 
 mod commands;
 mod lifecycle;
+mod observe;
 mod reload;
 
 use crate::backoff::Backoff;
+use crate::control::ControlSocket;
 use crate::pidfile::{is_running, Pidfile};
 use crate::roster::Roster;
 use crate::signals::{name, Event, SignalQueue};
@@ -82,6 +84,9 @@ pub(crate) struct Arbiter<S: Service + Sync> {
     /// The master we started on USR2, until it exits.
     successor: Option<Pid>,
     pid: Pid,
+    started_at: Instant,
+    /// `PIDFILE.ctl`, answering `pyblogd status`; none without a pidfile.
+    control: Option<ControlSocket>,
 }
 
 impl<S: Service + Sync> Arbiter<S> {
@@ -102,6 +107,7 @@ impl<S: Service + Sync> Arbiter<S> {
             None => None,
         };
         log::info!("Using worker: prefork (threads: {})", settings.threads);
+        let control = settings.pidfile.as_deref().and_then(observe::bind_control);
         Ok(Arbiter {
             service,
             wanted: settings.workers,
@@ -120,6 +126,8 @@ impl<S: Service + Sync> Arbiter<S> {
             predecessor,
             successor: None,
             pid: nix::unistd::getpid(),
+            started_at: Instant::now(),
+            control,
         })
     }
 
@@ -129,10 +137,12 @@ impl<S: Service + Sync> Arbiter<S> {
         // second to every start (and to every USR2 hand-over).
         self.manage();
         loop {
-            let events = self.signals.wait(self.sleep_time());
+            let control = self.control.as_ref().map(ControlSocket::fd);
+            let events = self.signals.wait(self.sleep_time(), control);
             for event in events.map_err(|e| Error::io("waiting for signals", e))? {
                 self.handle_event(event);
             }
+            self.answer_status();
             self.reap();
             if let Some(status) = self.finished() {
                 return Ok(status);

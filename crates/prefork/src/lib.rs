@@ -13,6 +13,8 @@
 //! - `worker` — [`WorkerContext`], [`Monitor`]: the child's side; `single` — [`run_single`].
 //! - `table` — the shared-memory worker table; `protocol` — exit codes and the other child →
 //!   master conventions ([`exit_code`]).
+//! - `status` — [`Status`], what `pyblogd status` shows, and [`query`], its client; `control` —
+//!   the master's non-blocking control socket that answers it.
 //! - `signals` — the master's signal queue and masking around fork; `pidfile`; `notify` —
 //!   sd_notify; `upgrade` — USR2 re-exec; `sys` — the unsafe calls, each with a SAFETY note.
 //! - [`release_free_memory`] — hands a worker's freed heap back to the OS (`malloc_trim`).
@@ -54,6 +56,7 @@
 mod arbiter;
 mod backoff;
 mod bind;
+mod control;
 mod error;
 mod listener;
 mod notify;
@@ -62,6 +65,7 @@ mod protocol;
 mod roster;
 mod signals;
 mod single;
+mod status;
 // The one module allowed unsafe code: fork, mmap, raw signal actions, malloc_trim; every
 // block carries a SAFETY note (clippy::undocumented_unsafe_blocks denies one without).
 #[allow(unsafe_code)]
@@ -74,6 +78,7 @@ pub use bind::bind;
 pub use error::Error;
 pub use listener::{BindAddress, Listener};
 pub use protocol::exit_code;
+pub use status::{control_socket_path, query, QueryError, Status, TaskStatus, WorkerStatus};
 pub use table::LABEL_LEN;
 pub use worker::{BootError, Monitor, WorkerContext};
 
@@ -109,6 +114,10 @@ pub trait Service {
     fn reload(&mut self) -> Result<(), String>;
     /// USR1 (master and workers): reopen log files.
     fn reopen_logs(&self);
+    /// The configuration in a few `name = value` pairs for [`Status::config`].
+    fn summary(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// Runs in a freshly forked worker (or in-process with `run_single`): build per-process state
     /// (database pool, templates), call `ctx.monitor.ready()`, serve until `monitor.should_stop()`.
     fn boot_worker(&self, ctx: WorkerContext) -> Result<(), BootError>;

@@ -13,7 +13,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use signal_hook::SigId;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,9 +63,15 @@ impl SignalQueue {
     }
 
     /// Waits at most `timeout` for something to happen; returns what did, oldest first.
-    pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<Vec<Event>> {
+    /// `also` (the control socket) ends the wait too when readable; its caller looks at it.
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Duration,
+        also: Option<BorrowedFd<'_>>,
+    ) -> io::Result<Vec<Event>> {
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+        fds.extend(also.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),

@@ -240,6 +240,16 @@ impl Slot<'_> {
             .map(|(started, label)| (now.saturating_sub(started), label))
     }
 
+    /// Every task busy at `now`: its age in milliseconds and its label, longest first.
+    pub(crate) fn busy_tasks(&self, now: u64) -> Vec<(u64, String)> {
+        let mut busy: Vec<(u64, String)> = (0..self.tasks)
+            .filter_map(|task| self.read_task(task))
+            .map(|(started, label)| (now.saturating_sub(started), label))
+            .collect();
+        busy.sort_by(|a, b| b.0.cmp(&a.0));
+        busy
+    }
+
     fn read_task(&self, task: usize) -> Option<(u64, String)> {
         let words = self.task_words(task)?;
         // A label torn by a concurrent rewrite is retried a few times, then shown as is: it is
