@@ -18,4 +18,5 @@ mod db_faults;
 mod durability;
 mod hostile;
 mod protocol;
+mod status;
 mod supervisor;

@@ -246,7 +246,7 @@ impl Slot<'_> {
             .filter_map(|task| self.read_task(task))
             .map(|(started, label)| (now.saturating_sub(started), label))
             .collect();
-        busy.sort_by(|a, b| b.0.cmp(&a.0));
+        busy.sort_by_key(|(age, _)| std::cmp::Reverse(*age));
         busy
     }
 
