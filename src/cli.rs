@@ -107,6 +107,11 @@ pub struct Cli {
     #[arg(long = "single-process")]
     pub single_process: bool,
 
+    /// Serve Prometheus metrics from the master at HOST:PORT/metrics; never on a --bind
+    /// address [env: PYBLOGD_METRICS_BIND] [default: off].
+    #[arg(long = "metrics-bind")]
+    pub metrics_bind: Option<String>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

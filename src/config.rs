@@ -321,6 +321,11 @@ impl Config {
             .is_some_and(|r| matches!(r.value.trim(), "1" | "true" | "yes"));
 
         let binds = parse_binds(cli, &src)?;
+        let metrics_bind = crate::metrics_config::parse_metrics_bind(
+            src.setting(&cli.metrics_bind, "metrics-bind", &["PYBLOGD_METRICS_BIND"])
+                .map(|raw| (raw.value, raw.origin)),
+            &binds,
+        )?;
         let non_zero = |d: Duration| (!d.is_zero()).then_some(d);
 
         Ok(Config {
@@ -339,6 +344,7 @@ impl Config {
                     .clone()
                     .or_else(|| src.lookup(&["PYBLOGD_PID"]).map(|r| PathBuf::from(r.value))),
                 proc_name: "pyblogd".to_string(),
+                metrics_bind,
             },
             server: http::ServerConfig {
                 threads,

@@ -9,6 +9,7 @@
 mod cli;
 mod config;
 mod logging;
+mod metrics_config;
 mod service;
 mod status;
 

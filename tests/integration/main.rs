@@ -17,6 +17,7 @@ mod corpus;
 mod db_faults;
 mod durability;
 mod hostile;
+mod metrics;
 mod protocol;
 mod status;
 mod supervisor;

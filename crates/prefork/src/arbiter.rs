@@ -15,6 +15,8 @@ mod reload;
 
 use crate::backoff::Backoff;
 use crate::control::ControlSocket;
+use crate::metrics::Counters;
+use crate::metrics_listener::MetricsListener;
 use crate::pidfile::{is_running, Pidfile};
 use crate::roster::Roster;
 use crate::signals::{name, Event, SignalQueue};
@@ -87,6 +89,9 @@ pub(crate) struct Arbiter<S: Service + Sync> {
     started_at: Instant,
     /// `PIDFILE.ctl`, answering `pyblogd status`; none without a pidfile.
     control: Option<ControlSocket>,
+    /// `--metrics-bind`, and what the master counts for it.
+    metrics: Option<MetricsListener>,
+    counters: Counters,
 }
 
 impl<S: Service + Sync> Arbiter<S> {
@@ -108,6 +113,10 @@ impl<S: Service + Sync> Arbiter<S> {
         };
         log::info!("Using worker: prefork (threads: {})", settings.threads);
         let control = settings.pidfile.as_deref().and_then(observe::bind_control);
+        let metrics = settings
+            .metrics_bind
+            .map(observe::bind_metrics)
+            .transpose()?;
         Ok(Arbiter {
             service,
             wanted: settings.workers,
@@ -128,6 +137,8 @@ impl<S: Service + Sync> Arbiter<S> {
             pid: nix::unistd::getpid(),
             started_at: Instant::now(),
             control,
+            metrics,
+            counters: Counters::default(),
         })
     }
 
@@ -137,12 +148,11 @@ impl<S: Service + Sync> Arbiter<S> {
         // second to every start (and to every USR2 hand-over).
         self.manage();
         loop {
-            let control = self.control.as_ref().map(ControlSocket::fd);
-            let events = self.signals.wait(self.sleep_time(), control);
+            let events = self.signals.wait(self.sleep_time(), &self.watched_fds());
             for event in events.map_err(|e| Error::io("waiting for signals", e))? {
                 self.handle_event(event);
             }
-            self.answer_status();
+            self.answer_observers();
             self.reap();
             if let Some(status) = self.finished() {
                 return Ok(status);

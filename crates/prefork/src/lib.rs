@@ -15,6 +15,8 @@
 //!   master conventions ([`exit_code`]).
 //! - `status` — [`Status`], what `pyblogd status` shows, and [`query`], its client; `control` —
 //!   the master's non-blocking control socket that answers it.
+//! - `metrics` — the master's counters and their Prometheus text; `metrics_listener` — the
+//!   `--metrics-bind` scrape endpoint, non-blocking like the control socket.
 //! - `signals` — the master's signal queue and masking around fork; `pidfile`; `notify` —
 //!   sd_notify; `upgrade` — USR2 re-exec; `sys` — the unsafe calls, each with a SAFETY note.
 //! - [`release_free_memory`] — hands a worker's freed heap back to the OS (`malloc_trim`).
@@ -59,6 +61,8 @@ mod bind;
 mod control;
 mod error;
 mod listener;
+mod metrics;
+mod metrics_listener;
 mod notify;
 mod pidfile;
 mod protocol;
@@ -101,8 +105,11 @@ pub struct Settings {
     pub max_requests_jitter: u64,
     /// `--pid`: written atomically at start, removed on exit.
     pub pidfile: Option<PathBuf>,
-    /// Process title prefix / name used in log lines, e.g. `pyblogd`.
+    /// Process title prefix / name used in log lines, e.g. `pyblogd`; also the metric prefix.
     pub proc_name: String,
+    /// `--metrics-bind`: where the master serves Prometheus text; `None` = no listener.
+    /// Bound once at start (like the listeners); a reload does not move it.
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 /// What the supervisor runs: implemented by the binary.

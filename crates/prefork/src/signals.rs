@@ -63,15 +63,16 @@ impl SignalQueue {
     }
 
     /// Waits at most `timeout` for something to happen; returns what did, oldest first.
-    /// `also` (the control socket) ends the wait too when readable; its caller looks at it.
+    /// `also` (control socket, metrics listener and its clients) end the wait too when
+    /// readable; the caller looks at them.
     pub(crate) fn wait(
-        &mut self,
+        &self,
         timeout: Duration,
-        also: Option<BorrowedFd<'_>>,
+        also: &[BorrowedFd<'_>],
     ) -> io::Result<Vec<Event>> {
         let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
         let mut fds = vec![PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
-        fds.extend(also.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
+        fds.extend(also.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e.into()),

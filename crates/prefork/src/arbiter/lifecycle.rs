@@ -52,6 +52,8 @@ impl<S: Service + Sync> Arbiter<S> {
             return;
         };
         worker.booted |= slot.has_booted();
+        self.counters
+            .record_exit(slot.requests(), worker.killed.as_ref(), slot.exit_reason());
         let recycled = slot.exit_reason() == ExitReason::Recycled;
         let message = slot.message();
         let (level, line) = describe_exit(
@@ -249,6 +251,7 @@ impl<S: Service + Sync> Arbiter<S> {
             .slot(index)
             .ok_or_else(|| Error::io("spawning", std::io::Error::other("no such slot")))?;
         slot.claim(generation, monotonic_ms());
+        self.counters.spawned += 1;
         let waker = self
             .signals
             .waker()

@@ -1,4 +1,4 @@
-//! What the master shows an operator: the status answered on the control socket.
+//! What the master shows an operator: the status on the control socket, the metrics scrape.
 //!
 //! A snapshot joins the master's roster (pid, generation, age, retiring) with each worker's
 //! slot in the shared table (state, heartbeat, requests, tasks) and `/proc` (RSS). It is built
@@ -6,10 +6,15 @@
 
 use super::{Arbiter, State};
 use crate::control::ControlSocket;
+use crate::metrics::{render, Sample};
+use crate::metrics_listener::MetricsListener;
 use crate::protocol::SlotState;
 use crate::status::{control_socket_path, rss_bytes, Status, TaskStatus, WorkerStatus};
 use crate::table::monotonic_ms;
+use crate::Error;
 use crate::Service;
+use std::collections::BTreeMap;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 use std::time::Instant;
 
@@ -26,12 +31,69 @@ pub(super) fn bind_control(pidfile: &Path) -> Option<ControlSocket> {
     }
 }
 
+/// Binds `--metrics-bind`. The operator asked for it, so a failure stops the start.
+pub(super) fn bind_metrics(addr: std::net::SocketAddr) -> Result<MetricsListener, Error> {
+    let listener = MetricsListener::bind(addr).map_err(|cause| Error::Bind {
+        addr: format!("metrics {addr}"),
+        cause,
+    })?;
+    match listener.local_addr() {
+        Ok(bound) => log::info!("Metrics at: http://{bound}/metrics"),
+        Err(e) => log::warn!("Metrics listener bound, address unknown: {e}"),
+    }
+    Ok(listener)
+}
+
 impl<S: Service + Sync> Arbiter<S> {
-    /// Answers the clients waiting on the control socket, if any.
-    pub(super) fn answer_status(&self) {
+    /// What the loop's wait watches besides the signal pipe.
+    pub(super) fn watched_fds(&self) -> Vec<BorrowedFd<'_>> {
+        let control = self.control.as_ref().map(ControlSocket::fd);
+        let metrics = self.metrics.iter().flat_map(MetricsListener::fds);
+        control.into_iter().chain(metrics).collect()
+    }
+
+    /// Answers status clients and scrapers, if any wait; never blocks on them.
+    pub(super) fn answer_observers(&mut self) {
         if let Some(control) = &self.control {
             control.answer(|| self.status());
         }
+        if let Some(mut metrics) = self.metrics.take() {
+            metrics.serve(|| self.metrics_text());
+            self.metrics = Some(metrics);
+        }
+    }
+
+    fn metrics_text(&self) -> String {
+        let now_ms = monotonic_ms();
+        let mut workers = BTreeMap::new();
+        let (mut requests_of_live, mut in_flight, mut rss) = (0, 0, 0);
+        for worker in self.roster.iter() {
+            let slot = self.table.slot(worker.slot);
+            let state = worker_state(
+                worker.retiring_since.is_some(),
+                slot.as_ref().map(|s| s.state()),
+            );
+            *workers.entry(state).or_insert(0) += 1;
+            if let Some(slot) = slot {
+                requests_of_live += slot.requests();
+                in_flight += slot.busy_tasks(now_ms).len() as u64;
+            }
+            rss += rss_bytes(worker.pid.as_raw().unsigned_abs()).unwrap_or(0);
+        }
+        render(&Sample {
+            prefix: &self
+                .settings
+                .proc_name
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+            uptime_seconds: self.started_at.elapsed().as_secs_f64(),
+            generation: self.generation,
+            workers_wanted: self.wanted,
+            workers,
+            requests_of_live,
+            in_flight,
+            rss_bytes: rss,
+            counters: &self.counters,
+        })
     }
 
     fn status(&self) -> Status {
@@ -47,12 +109,10 @@ impl<S: Service + Sync> Arbiter<S> {
             .iter()
             .map(|worker| {
                 let slot = self.table.slot(worker.slot);
-                let slot_state = slot.as_ref().map_or(SlotState::Free, |s| s.state());
-                let state = if worker.retiring_since.is_some() && slot_state != SlotState::Exited {
-                    "retiring"
-                } else {
-                    slot_state_name(slot_state)
-                };
+                let state = worker_state(
+                    worker.retiring_since.is_some(),
+                    slot.as_ref().map(|s| s.state()),
+                );
                 let pid = worker.pid.as_raw().unsigned_abs();
                 WorkerStatus {
                     pid,
@@ -91,7 +151,12 @@ impl<S: Service + Sync> Arbiter<S> {
     }
 }
 
-fn slot_state_name(state: SlotState) -> &'static str {
+/// A worker's state for people: its slot's, or `retiring` once told to drain.
+fn worker_state(retiring: bool, slot: Option<SlotState>) -> &'static str {
+    let state = slot.unwrap_or(SlotState::Free);
+    if retiring && state != SlotState::Exited {
+        return "retiring";
+    }
     match state {
         SlotState::Free | SlotState::Booting => "booting",
         SlotState::Ready => "ready",

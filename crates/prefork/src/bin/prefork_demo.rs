@@ -200,6 +200,7 @@ fn parse_args() -> Result<(Settings, Vec<BindAddress>, bool), String> {
         max_requests_jitter: 0,
         pidfile: None,
         proc_name: "prefork-demo".to_string(),
+        metrics_bind: None,
     };
     let mut binds = Vec::new();
     let mut single = false;
