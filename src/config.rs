@@ -346,6 +346,16 @@ impl Config {
             "post-rate-limit",
         )?;
 
+        let forwarded_allow_ips = match src.setting(
+            &cli.forwarded_allow_ips,
+            "forwarded-allow-ips",
+            &["FORWARDED_ALLOW_IPS", "PYBLOGD_FORWARDED_ALLOW_IPS"],
+        ) {
+            None => http::ForwardedAllow::default(),
+            Some(raw) => http::ForwardedAllow::parse(&raw.value)
+                .map_err(|e| format!("{} = {:?}: {e}", raw.origin, raw.value))?,
+        };
+
         let binds = parse_binds(cli, &src)?;
         let non_zero = |d: Duration| (!d.is_zero()).then_some(d);
 
@@ -372,6 +382,7 @@ impl Config {
                 header_timeout,
                 limits,
                 graceful_timeout,
+                forwarded_allow_ips,
                 ..http::ServerConfig::default()
             },
             blog: blog::Config {
@@ -399,7 +410,7 @@ impl Config {
             blog::DatabaseTarget::Sqlite(p) => format!("sqlite {}", display(p)),
         };
         format!(
-            "bind: {}\nworkers: {}\nthreads: {}\ntimeout: {:?}\nkeep-alive: {:?}\nmode: {:?}\ndatabase: {db}\nsite-url: {}\nadmin-token: {}\npost-rate-limit: {}\n",
+            "bind: {}\nworkers: {}\nthreads: {}\ntimeout: {:?}\nkeep-alive: {:?}\nmode: {:?}\ndatabase: {db}\nsite-url: {}\nadmin-token: {}\npost-rate-limit: {}\nforwarded-allow-ips: {}\n",
             binds.join(", "),
             self.supervisor.workers,
             self.supervisor.threads,
@@ -412,6 +423,14 @@ impl Config {
             match self.blog.post_rate_limit {
                 0 => "off".to_string(),
                 n => format!("{n} per minute per address"),
+            },
+            match &self.server.forwarded_allow_ips {
+                http::ForwardedAllow::Any => "*".to_string(),
+                http::ForwardedAllow::Ips(ips) => ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
             },
         )
     }

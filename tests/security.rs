@@ -613,35 +613,38 @@ fn every_response_carries_the_security_headers() {
     assert!(others[1].1.text().contains("showModal"));
 }
 
+/// A new-post form body titled `title`.
+fn post_body(title: &str) -> String {
+    support::our_form(&[("title", title), ("name", "bot"), ("content", "kept text")])
+}
+
+/// POSTs a new post as `client` behind the local proxy (`X-Forwarded-For`).
+fn post_as(server: &Server, client: &str, title: &str) -> Reply {
+    let xff = format!("X-Forwarded-For: {client}");
+    let mut headers = ours("");
+    headers.push(xff);
+    send(server, "POST", "/posts", &refs(&headers), &post_body(title))
+}
+
 #[test]
-fn a_post_flood_is_429_with_the_input_kept() {
+fn a_post_flood_is_429_with_the_input_kept_while_others_still_post() {
     let server = support::start(
         Options::default()
-            .args(&["-w", "2"])
+            .args(&["-w", "2", "--access-logfile", "-"])
             .env("POST_RATE_LIMIT", "3"),
     );
-    let mut statuses = Vec::new();
-    for n in 0..3 {
-        let body = support::our_form(&[
-            ("title", &format!("Flood {n}")),
-            ("name", "bot"),
-            ("content", "spam"),
-        ]);
-        statuses.push(send(&server, "POST", "/posts", &refs(&ours("")), &body).status);
-    }
+    // Behind the default trusted proxy (127.0.0.1), the client is the forwarded address.
+    let statuses: Vec<u16> = (0..3)
+        .map(|n| post_as(&server, "203.0.113.7", &format!("Flood {n}")).status)
+        .collect();
     assert_eq!(
         statuses,
         [303, 303, 303],
-        "the burst is allowed, whichever worker answers"
+        "the burst, whichever worker answers"
     );
     let before = post_count(&server);
     for _ in 0..4 {
-        let body = support::our_form(&[
-            ("title", "One too many"),
-            ("name", "bot"),
-            ("content", "kept text"),
-        ]);
-        let reply = send(&server, "POST", "/posts", &refs(&ours("")), &body);
+        let reply = post_as(&server, "203.0.113.7", "One too many");
         assert_eq!(reply.status, 429, "{}", reply.text());
         let retry: u64 = reply
             .header("retry-after")
@@ -653,9 +656,121 @@ fn a_post_flood_is_429_with_the_input_kept() {
             html.contains("One too many") && html.contains("kept text"),
             "{html}"
         );
+        assert!(html.contains("Too many posts from your address"), "{html}");
     }
     assert_eq!(post_count(&server), before, "a refused POST writes no post");
-    assert!(server
-        .log_text()
-        .contains("POST rate limit reached by 127.0.0.1"));
+    // A client lying about its address is still counted as what the proxy saw.
+    let spoofed = post_as(&server, "198.51.100.99, 203.0.113.7", "Spoofed");
+    assert_eq!(spoofed.status, 429);
+    // Another address, and the proxy host itself, still post.
+    assert_eq!(
+        post_as(&server, "198.51.100.20", "Someone else").status,
+        303
+    );
+    let direct = send(
+        &server,
+        "POST",
+        "/posts",
+        &refs(&ours("")),
+        &post_body("Direct"),
+    );
+    assert_eq!(direct.status, 303);
+    let log = server.log_text();
+    assert!(
+        log.contains("POST rate limit reached by 203.0.113.7"),
+        "{log}"
+    );
+}
+
+#[test]
+fn forwarded_for_from_an_untrusted_peer_is_ignored() {
+    // The loopback peer is not a trusted proxy here, so X-Forwarded-For is the client's say.
+    let server = support::start(
+        Options::default()
+            .args(&["--single-process", "--forwarded-allow-ips", "10.9.9.9"])
+            .args(&["--access-logfile", "-"])
+            .env("POST_RATE_LIMIT", "2"),
+    );
+    assert_eq!(post_as(&server, "203.0.113.1", "A").status, 303);
+    assert_eq!(post_as(&server, "203.0.113.2", "B").status, 303);
+    let reply = post_as(&server, "203.0.113.3", "C");
+    assert_eq!(reply.status, 429, "all three came from 127.0.0.1");
+    let mut s = server.connect();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /?untrusted HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n",
+    )
+    .expect("write");
+    support::read_reply(&mut BufReader::new(s), false).expect("reply");
+    server.wait_log("GET /?untrusted", std::time::Duration::from_secs(10));
+    let log = server.log_text();
+    let line = log.lines().find(|l| l.contains("GET /?untrusted")).unwrap();
+    assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+}
+
+/// One GET over the unix socket at `sock`, retried until the server answers.
+fn get_over_unix(sock: &std::path::Path, request: &[u8]) -> Option<Reply> {
+    let mut reply = None;
+    support::wait_until(support::PATIENCE, || {
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(support::PATIENCE));
+        if std::io::Write::write_all(&mut s, request).is_err() {
+            return false;
+        }
+        reply = support::read_reply(&mut BufReader::new(s), false).ok();
+        reply.is_some()
+    });
+    reply
+}
+
+#[test]
+fn the_access_log_names_the_forwarded_client_at_any_log_level() {
+    // `--log-level error` hides the "Listening at" line the harness waits for, so this server
+    // listens on a unix socket, behind a proxy trusted with `*` (a unix peer has no address).
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("pyblogd.sock");
+    let access = dir.path().join("access.log");
+    let args = [
+        "--single-process".to_string(),
+        "--bind".to_string(),
+        format!("unix:{}", sock.display()),
+        "--forwarded-allow-ips".to_string(),
+        "*".to_string(),
+        "--access-logfile".to_string(),
+        access.display().to_string(),
+        "--log-level".to_string(),
+        "error".to_string(),
+    ];
+    let server = support::start_in(
+        dir,
+        Options {
+            args: args.to_vec(),
+            env: vec![],
+            wait_ready: false,
+        },
+    );
+    let reply = get_over_unix(
+        &sock,
+        b"GET /?forwarded HTTP/1.1\r\nHost: t\r\nX-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap_or_else(|| panic!("no reply; log:\n{}", server.log_text()));
+    assert_eq!(reply.status, 200);
+    let mut line = None;
+    support::wait_until(support::PATIENCE, || {
+        let text = std::fs::read_to_string(&access).unwrap_or_default();
+        line = text
+            .lines()
+            .find(|l| l.contains("GET /?forwarded"))
+            .map(str::to_string);
+        line.is_some()
+    });
+    let line = line.unwrap_or_else(|| panic!("no access line; log:\n{}", server.log_text()));
+    assert!(line.starts_with("203.0.113.9 - - ["), "{line}");
+    let log = server.log_text();
+    assert!(
+        !log.contains("[INFO]"),
+        "the error log keeps its level: {log}"
+    );
 }

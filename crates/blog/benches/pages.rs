@@ -24,6 +24,7 @@ fn request(method: &str, target: &str, body: &str) -> Request {
         ],
         body: body.as_bytes().to_vec(),
         peer: None,
+        client: None,
     }
 }
 

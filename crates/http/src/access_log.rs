@@ -40,8 +40,9 @@ pub(crate) struct CombinedLine<'a>(pub &'a AccessEntry<'a>);
 impl fmt::Display for CombinedLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.0;
-        match e.peer {
-            Some(peer) => write!(f, "{}", peer.ip())?,
+        // The client as resolved (X-Forwarded-For from a trusted proxy), else the peer.
+        match e.request.and_then(|r| r.client).or(e.peer.map(|p| p.ip())) {
+            Some(client) => write!(f, "{client}")?,
             None => f.write_str("-")?,
         }
         write!(f, " - - [{}] \"", ClfTime(e.received))?;
@@ -130,6 +131,7 @@ mod tests {
                 .collect(),
             body: Vec::new(),
             peer: None,
+            client: None,
         }
     }
 
@@ -152,6 +154,25 @@ mod tests {
             line(&entry),
             "127.0.0.1 - - [26/Nov/2026:02:11:18 +0000] \"GET /path?q HTTP/1.1\" 200 1234 \
              \"http://r/\" \"curl/8\" 0.000321"
+        );
+    }
+
+    #[test]
+    fn the_resolved_client_stands_before_the_peer() {
+        let mut req = request(&[]);
+        req.client = Some("203.0.113.9".parse().unwrap());
+        let entry = AccessEntry {
+            request: Some(&req),
+            peer: Some("127.0.0.1:5555".parse().unwrap()),
+            status: 200,
+            bytes: 0,
+            received: UNIX_EPOCH,
+            elapsed: Duration::ZERO,
+        };
+        assert!(
+            line(&entry).starts_with("203.0.113.9 - - ["),
+            "{}",
+            line(&entry)
         );
     }
 

@@ -10,6 +10,7 @@
 //! - `request` — [`Request`] and the one keep-alive decision (`wants_close`).
 //! - `response` — [`Response`], [`Body`]; `framing` serialises heads (the server owns framing).
 //! - `form` — `application/x-www-form-urlencoded` and query-string decoding.
+//! - `forwarded` — [`ForwardedAllow`]: the client address behind trusted proxies.
 //! - `error` — [`ProtocolError`] and the one mapping from parse errors to statuses.
 //! - Parsing: `head` (httparse plus the HTTP/1.1 rules), `target` (path decoding), `chunked`,
 //!   and `reader`, which assembles complete requests from arriving bytes.
@@ -25,6 +26,7 @@ mod date;
 mod dispatch;
 mod error;
 pub mod form;
+mod forwarded;
 mod framing;
 mod handler;
 mod head;
@@ -39,6 +41,7 @@ mod target;
 
 pub use date::civil_from_days;
 pub use error::ProtocolError;
+pub use forwarded::ForwardedAllow;
 pub use handler::{error_page, Control, Handler};
 pub use reader::parse_request;
 pub use request::{Request, Version};

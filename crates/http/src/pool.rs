@@ -54,6 +54,8 @@ fn serve(
     loop {
         let received = SystemTime::now();
         let started = Instant::now();
+        request.client =
+            crate::forwarded::client_of(&request, &dispatch.config.forwarded_allow_ips);
         dispatch
             .control
             .request_started(thread, &request.method, &request.path);

@@ -5,7 +5,7 @@
 //! so handlers never do I/O or protocol work.
 
 use crate::head::Head;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// The protocol version of a request: only HTTP/1.0 and HTTP/1.1 are accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The peer address for TCP connections; `None` on unix sockets.
     pub peer: Option<SocketAddr>,
+    /// The client's address: the peer's, or from `X-Forwarded-For` when the peer is a trusted
+    /// proxy (`ServerConfig::forwarded_allow_ips`); `None` when unknown (a unix socket).
+    pub client: Option<IpAddr>,
 }
 
 impl Request {
@@ -76,6 +79,8 @@ impl Request {
             headers: head.headers,
             body,
             peer,
+            // The server resolves X-Forwarded-For before the handler sees the request.
+            client: peer.map(|p| p.ip()),
         }
     }
 
@@ -139,6 +144,7 @@ mod tests {
                 .collect(),
             body: Vec::new(),
             peer: None,
+            client: None,
         }
     }
 

@@ -118,8 +118,8 @@ pub(super) fn private_page(response: Response, set_cookie: Option<String>) -> Re
 /// The address the rate limit counts and logs name: the client as resolved by the server
 /// (X-Forwarded-For from a trusted proxy), else the TCP peer, else `local` on a unix socket.
 pub(crate) fn client_address(req: &Request) -> String {
-    match req.peer {
-        Some(peer) => peer.ip().to_string(),
+    match req.client {
+        Some(client) => client.to_string(),
         None => "local".to_string(),
     }
 }

@@ -155,6 +155,7 @@ mod tests {
                 .collect(),
             body: Vec::new(),
             peer: None,
+            client: None,
         }
     }
 

@@ -225,6 +225,7 @@ mod tests {
             headers: vec![("Cookie".into(), cookie.as_bytes().to_vec())],
             body: Vec::new(),
             peer: None,
+            client: None,
         }
     }
 

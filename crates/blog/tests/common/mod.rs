@@ -161,6 +161,7 @@ pub fn request(method: &str, target: &str, headers: &[(&str, &str)], body: Vec<u
             .collect(),
         body,
         peer: None,
+        client: None,
     }
 }
 
