@@ -333,6 +333,26 @@ impl Server {
         reply
     }
 
+    /// Sends one request with exactly these `headers` (each `Name: value`) besides `Host:
+    /// test` and `Connection: close`, and for a POST the form's type and length; the jar is
+    /// not used, so each test states every cookie and origin it sends.
+    pub fn send(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Reply {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        if method == "POST" {
+            head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        head.push_str(body);
+        let raw = self.raw(head.as_bytes());
+        read_reply(&mut BufReader::new(&raw[..]), false)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}: {}", String::from_utf8_lossy(&raw)))
+    }
+
     /// A GET sending the cookies `post_form` collected: the post's author reading or editing.
     pub fn get_as_author(&self, path: &str) -> Reply {
         let mut s = self.connect();
@@ -429,6 +449,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Every `Set-Cookie` value, in order.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
