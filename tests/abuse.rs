@@ -182,6 +182,9 @@ fn the_access_log_names_the_forwarded_client_at_any_log_level() {
     );
 }
 
+/// Flags, environment, and the word the one-line error must contain.
+type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 /// `pyblogd --check-config` with `args` and `env`, in a fresh directory.
 fn check_config(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -227,7 +230,7 @@ fn the_settings_are_checked_and_the_admin_token_never_printed() {
     assert!(text.contains("post-rate-limit: off"), "{text}");
     assert!(text.contains("forwarded-allow-ips: *"), "{text}");
 
-    let bad: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let bad: &[BadCase] = &[
         (&["--post-rate-limit", "lots"], &[], "post-rate-limit"),
         (&[], &[("POST_RATE_LIMIT", "-1")], "POST_RATE_LIMIT"),
         (

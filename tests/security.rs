@@ -15,7 +15,7 @@ use support::{Options, Reply, Server, CSRF};
 const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 fn server(extra_env: &[(&str, &str)]) -> Server {
-    let mut opts = Options::default().args(&["--single-process"]);
+    let mut opts = Options::default().args(&["--single-process", "--access-logfile", "-"]);
     for (k, v) in extra_env {
         opts = opts.env(k, v);
     }
@@ -149,6 +149,12 @@ fn editing_and_deleting_take_the_posts_key() {
             .any(|c| c.starts_with(&format!("pyblogd_key_{id}={key};"))),
         "{set:?}"
     );
+    // The key never reaches the logs, not even through the link's request line.
+    server.wait_log(
+        &format!("GET {post}/edit?key=[redacted] HTTP/1.1"),
+        std::time::Duration::from_secs(10),
+    );
+    assert!(!server.log_text().contains(&key), "{}", server.log_text());
     let reply = server.send(
         "GET",
         &format!("{post}/edit?key={}", "f".repeat(32)),
