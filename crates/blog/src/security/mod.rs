@@ -96,8 +96,6 @@ impl Guard {
         response
     }
 
-    // ---- edit keys ----
-
     /// A new edit key and its hash; `None` when the OS has no randomness.
     pub fn new_edit_key(&self) -> Option<(String, Digest256)> {
         let key = secrets::random_token()?;
@@ -148,8 +146,6 @@ impl Guard {
     pub fn may_be_privileged(&self, req: &Request, id: i64) -> bool {
         self.key_cookie(req, id).is_some() || self.is_admin(req)
     }
-
-    // ---- admin ----
 
     /// Whether `ADMIN_TOKEN` is set at all (else `/admin/*` does not exist).
     pub fn has_admin(&self) -> bool {
