@@ -79,7 +79,13 @@ fn editing_and_deleting_take_the_posts_key() {
     let post = format!("/posts/{id}");
 
     // No key: the forms and the actions are refused, and the post is as it was.
-    assert_eq!(server.get(&format!("{post}/edit")).status, 403);
+    let refused = server.get(&format!("{post}/edit"));
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.text().contains("open the post on this site"),
+        "says what an author who just followed their link from elsewhere should do: {}",
+        refused.text()
+    );
     assert_eq!(server.get(&format!("{post}/delete")).status, 403);
     let reply = server.send(
         "POST",

@@ -16,6 +16,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub(super) const NOT_THE_AUTHOR: &str = "Only the author of this post (with its edit key or \
     edit link) or the site's admin may change it. Nothing was changed.";
 
+/// The 403 text of the edit form. Browsers do not send a SameSite=Strict cookie on the
+/// redirect that follows a link opened from another site (a mail, a chat), so an author who
+/// just opened their edit link from there lands here although the key is now stored.
+pub(super) const NOT_THE_AUTHOR_YET: &str = "Only the author of this post (with its edit key \
+    or edit link) or the site's admin may edit it. If you just opened your edit link from \
+    another site or app, your browser now holds the key: open the post on this site and \
+    choose Edit.";
+
 impl App {
     /// Decodes a POST's form and refuses it unless it came from one of our pages.
     pub(super) fn unforged_form(&self, req: &Request) -> Result<Vec<(String, String)>, Failure> {

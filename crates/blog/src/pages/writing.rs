@@ -6,7 +6,7 @@
 //! with the same form kept. Only the post's author (its edit key) or the admin may see the
 //! edit and delete pages or send them; a create hands the author the key as a cookie.
 
-use super::access::private_page;
+use super::access::{private_page, NOT_THE_AUTHOR_YET};
 use super::ser;
 use super::Meta;
 use crate::failure::Failure;
@@ -44,7 +44,10 @@ impl App {
         if let Some(key) = key_in_query(req)? {
             return self.open_with_key(id, &key);
         }
-        self.authority(id, req)?;
+        self.authority(id, req).map_err(|failure| match failure {
+            Failure::Forbidden(_) => Failure::Forbidden(NOT_THE_AUTHOR_YET),
+            other => other,
+        })?;
         let post = self.store.find(id)?.ok_or(Failure::NotFound)?;
         let form = PostForm::from_post(&post);
         let (token, set_cookie) = self.form_token(req)?;
