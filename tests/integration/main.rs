@@ -10,6 +10,7 @@
 
 mod support;
 
+mod abuse;
 mod activation;
 mod blog;
 mod config;
@@ -18,4 +19,5 @@ mod db_faults;
 mod durability;
 mod hostile;
 mod protocol;
+mod security;
 mod supervisor;
