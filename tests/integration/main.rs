@@ -10,6 +10,7 @@
 
 mod support;
 
+mod abuse;
 mod activation;
 mod blog;
 mod config;
@@ -19,5 +20,6 @@ mod durability;
 mod hostile;
 mod metrics;
 mod protocol;
+mod security;
 mod status;
 mod supervisor;
