@@ -381,6 +381,7 @@ impl Config {
                     .or_else(|| src.lookup(&["PYBLOGD_PID"]).map(|r| PathBuf::from(r.value))),
                 proc_name: "pyblogd".to_string(),
                 metrics_bind,
+                counters: crate::http_metrics::series(),
             },
             server: http::ServerConfig {
                 threads,

@@ -8,6 +8,7 @@
 
 mod cli;
 mod config;
+mod http_metrics;
 mod logging;
 mod metrics_config;
 mod service;

@@ -115,4 +115,8 @@ impl http::Control for WorkerControl {
     fn request_finished(&self, thread: usize) {
         self.0.task_finished(thread);
     }
+
+    fn request_measured(&self, _thread: usize, status: u16, elapsed: std::time::Duration) {
+        crate::http_metrics::record(&self.0, status, elapsed);
+    }
 }

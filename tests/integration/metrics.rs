@@ -52,16 +52,27 @@ fn requests_total_moves_by_exactly_the_requests_sent() {
         let now = value(&scrape(metrics), "pyblogd_requests_total");
         std::mem::replace(&mut before, now) == now
     }));
+    let first = scrape(metrics);
+    let ok = "pyblogd_http_responses_total{class=\"2xx\"}";
+    let missing = "pyblogd_http_responses_total{class=\"4xx\"}";
+    let count = "pyblogd_http_request_duration_seconds_count";
+    let inf = "pyblogd_http_request_duration_seconds_bucket{le=\"+Inf\"}";
     for _ in 0..9 {
         assert_eq!(server.get("/static/style.css").status, 200);
     }
+    assert_eq!(server.get("/static/no-such-file.css").status, 404);
     let mut after = 0;
     wait_until(PATIENCE, || {
         after = value(&scrape(metrics), "pyblogd_requests_total");
-        after >= before + 9
+        after >= before + 10
     });
-    assert_eq!(after, before + 9);
+    assert_eq!(after, before + 10);
     let text = scrape(metrics);
+    assert_eq!(value(&text, ok), value(&first, ok) + 9, "{text}");
+    assert_eq!(value(&text, missing), value(&first, missing) + 1, "{text}");
+    assert_eq!(value(&text, count), value(&first, count) + 10, "{text}");
+    assert_eq!(value(&text, inf), value(&first, inf) + 10, "{text}");
+    assert!(text.contains("# TYPE pyblogd_http_request_duration_seconds histogram"));
     assert_eq!(value(&text, "pyblogd_workers{state=\"ready\"}"), 2);
     assert_eq!(value(&text, "pyblogd_workers_wanted"), 2);
     assert_eq!(value(&text, "pyblogd_requests_in_flight"), 0);

@@ -46,4 +46,7 @@ pub trait Control: Send + Sync {
     fn request_started(&self, thread: usize, method: &str, path: &str);
     /// Handler thread `thread` finished the request it was serving.
     fn request_finished(&self, thread: usize);
+    /// The request just finished got `status`, produced in `elapsed` (before it is written),
+    /// for metrics. Requests refused before a handler saw them are not reported.
+    fn request_measured(&self, _thread: usize, _status: u16, _elapsed: std::time::Duration) {}
 }

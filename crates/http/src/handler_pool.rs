@@ -58,6 +58,9 @@ fn serve(
             .request_started(thread, &request.method, &request.path);
         let response = respond(handoff, &request);
         handoff.control.request_finished(thread);
+        handoff
+            .control
+            .request_measured(thread, response.status, started.elapsed());
         if handoff.count_served() {
             handoff.begin_drain(ServeOutcome::Recycled);
         }

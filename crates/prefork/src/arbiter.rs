@@ -92,6 +92,9 @@ pub(crate) struct Arbiter<S: Service + Sync> {
     /// `--metrics-bind`, and what the master counts for it.
     metrics: Option<MetricsListener>,
     counters: Counters,
+    /// Names of the generic worker counters, from the first settings (a reload keeps them,
+    /// so a series never changes meaning while the master runs).
+    counter_series: Vec<crate::CounterSeries>,
 }
 
 impl<S: Service + Sync> Arbiter<S> {
@@ -113,6 +116,7 @@ impl<S: Service + Sync> Arbiter<S> {
         };
         log::info!("Using worker: prefork (threads: {})", settings.threads);
         let control = settings.pidfile.as_deref().and_then(observe::bind_control);
+        let counter_series = settings.counters.clone();
         let metrics = settings
             .metrics_bind
             .map(observe::bind_metrics)
@@ -139,6 +143,7 @@ impl<S: Service + Sync> Arbiter<S> {
             control,
             metrics,
             counters: Counters::default(),
+            counter_series,
         })
     }
 

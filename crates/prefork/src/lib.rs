@@ -81,9 +81,10 @@ mod worker;
 pub use bind::bind;
 pub use error::Error;
 pub use listener::{BindAddress, Listener};
+pub use metrics::CounterSeries;
 pub use protocol::exit_code;
 pub use status::{control_socket_path, query, QueryError, Status, TaskStatus, WorkerStatus};
-pub use table::LABEL_LEN;
+pub use table::{COUNTERS, LABEL_LEN};
 pub use worker::{BootError, Monitor, WorkerContext};
 
 use std::path::PathBuf;
@@ -110,6 +111,9 @@ pub struct Settings {
     /// `--metrics-bind`: where the master serves Prometheus text; `None` = no listener.
     /// Bound once at start (like the listeners); a reload does not move it.
     pub metrics_bind: Option<std::net::SocketAddr>,
+    /// Names for the generic counters workers add to ([`Monitor::add_to_counter`]): entry `i`
+    /// names counter `i`. Read at start; a reload keeps the first names.
+    pub counters: Vec<CounterSeries>,
 }
 
 /// What the supervisor runs: implemented by the binary.

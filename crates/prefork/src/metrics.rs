@@ -10,9 +10,26 @@ use crate::roster::KillReason;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+/// How the master exports one generic worker counter (see [`crate::Monitor::add_to_counter`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CounterSeries {
+    /// Metric family without the prefix, e.g. `http_responses_total`; series of one family
+    /// must be adjacent in `Settings::counters`.
+    pub family: String,
+    /// `counter` or `histogram` (for `_bucket`, `_sum`, `_count` series), for `# TYPE`.
+    pub kind: &'static str,
+    pub help: String,
+    /// What follows the family name: `{class="2xx"}`, `_bucket{le="0.1"}`, `_sum`.
+    pub suffix: String,
+    /// The exported value is the sum times `scale` (e.g. microseconds → seconds: 1e-6).
+    pub scale: f64,
+}
+
 /// What the master counts as it goes; all only ever grow.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Generic worker counters of workers already reaped.
+    pub(crate) generic_of_reaped: [u64; crate::table::COUNTERS],
     pub(crate) spawned: u64,
     /// Requests finished by workers already reaped.
     pub(crate) requests_of_reaped: u64,
@@ -25,10 +42,14 @@ impl Counters {
     pub(crate) fn record_exit(
         &mut self,
         requests: u64,
+        generic: [u64; crate::table::COUNTERS],
         killed: Option<&KillReason>,
         reason: ExitReason,
     ) {
         self.requests_of_reaped += requests;
+        for (total, n) in self.generic_of_reaped.iter_mut().zip(generic) {
+            *total += n;
+        }
         *self
             .exits
             .entry(exit_reason_label(killed, reason))
@@ -85,6 +106,9 @@ pub(crate) struct Sample<'a> {
     pub(crate) in_flight: u64,
     pub(crate) rss_bytes: u64,
     pub(crate) counters: &'a Counters,
+    /// Generic counters summed over live workers, and their names.
+    pub(crate) generic_of_live: [u64; crate::table::COUNTERS],
+    pub(crate) series: &'a [CounterSeries],
 }
 
 /// The Prometheus text exposition format (version 0.0.4) for `sample`.
@@ -174,6 +198,26 @@ pub(crate) fn render(sample: &Sample<'_>) -> String {
         "Resident memory of all live workers.",
         &one(sample.rss_bytes.to_string()),
     );
+    let mut previous_family = None;
+    for (i, series) in sample
+        .series
+        .iter()
+        .enumerate()
+        .take(crate::table::COUNTERS)
+    {
+        let total = sample.generic_of_live[i] + sample.counters.generic_of_reaped[i];
+        if previous_family != Some(&series.family) {
+            let _ = writeln!(out, "# HELP {p}_{} {}", series.family, series.help);
+            let _ = writeln!(out, "# TYPE {p}_{} {}", series.family, series.kind);
+            previous_family = Some(&series.family);
+        }
+        let value = if series.scale == 1.0 {
+            total.to_string()
+        } else {
+            format!("{}", total as f64 * series.scale)
+        };
+        let _ = writeln!(out, "{p}_{}{} {value}", series.family, series.suffix);
+    }
     out
 }
 
@@ -188,8 +232,28 @@ mod tests {
             limit: std::time::Duration::from_secs(1),
             on: String::new(),
         };
-        counters.record_exit(5, Some(&timeout), ExitReason::Unknown);
-        counters.record_exit(2, None, ExitReason::Recycled);
+        let mut generic = [0; crate::table::COUNTERS];
+        generic[1] = 2_500_000;
+        counters.record_exit(5, generic, Some(&timeout), ExitReason::Unknown);
+        counters.record_exit(2, generic, None, ExitReason::Recycled);
+        let series = [
+            CounterSeries {
+                family: "x_total".into(),
+                kind: "counter",
+                help: "x".into(),
+                suffix: "{a=\"b\"}".into(),
+                scale: 1.0,
+            },
+            CounterSeries {
+                family: "y_seconds".into(),
+                kind: "histogram",
+                help: "y".into(),
+                suffix: "_sum".into(),
+                scale: 1e-6,
+            },
+        ];
+        let mut live = [0; crate::table::COUNTERS];
+        live[0] = 3;
         let text = render(&Sample {
             prefix: "pyblogd",
             uptime_seconds: 1.0,
@@ -200,7 +264,11 @@ mod tests {
             in_flight: 1,
             rss_bytes: 10,
             counters: &counters,
+            generic_of_live: live,
+            series: &series,
         });
+        assert!(text.contains("# TYPE pyblogd_x_total counter\npyblogd_x_total{a=\"b\"} 3\n"));
+        assert!(text.contains("pyblogd_y_seconds_sum 5\n"), "{text}");
         assert!(text.contains("pyblogd_worker_exits_total{reason=\"timeout\"} 1\n"));
         assert!(text.contains("pyblogd_worker_exits_total{reason=\"recycled\"} 1\n"));
         assert!(text.contains("pyblogd_worker_exits_total{reason=\"panicked\"} 0\n"));

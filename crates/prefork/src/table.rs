@@ -13,6 +13,9 @@ use std::sync::atomic::{fence, AtomicU64, Ordering};
 /// Longest task label kept in the worker table, in bytes (longer ones are cut on a char
 /// boundary).
 pub const LABEL_LEN: usize = 64;
+/// Generic counters per worker ([`crate::Monitor::add_to_counter`]); the binary names them
+/// (`Settings::counters`) and the master sums them for `--metrics-bind`.
+pub const COUNTERS: usize = 32;
 /// Longest boot or failure message kept, in bytes.
 pub(crate) const MESSAGE_LEN: usize = 256;
 
@@ -29,7 +32,8 @@ const EXIT_REASON: usize = 5;
 const READY_AT: usize = 6;
 const MESSAGE_BYTES: usize = 7;
 const MESSAGE: usize = 8;
-const TASKS: usize = MESSAGE + MESSAGE_WORDS;
+const COUNTER_WORDS: usize = MESSAGE + MESSAGE_WORDS;
+const TASKS: usize = COUNTER_WORDS + COUNTERS;
 
 // Word offsets inside a task sub-slot.
 const TASK_STARTED: usize = 0;
@@ -197,16 +201,31 @@ impl Slot<'_> {
     pub(crate) fn set_exit(&self, reason: ExitReason, message: &str) {
         write_text(
             &self.words[MESSAGE_BYTES],
-            &self.words[MESSAGE..TASKS],
+            &self.words[MESSAGE..COUNTER_WORDS],
             message,
         );
         self.words[EXIT_REASON].store(reason as u64, Ordering::Release);
         self.set_state(SlotState::Exited);
     }
 
+    /// Worker: adds `n` to generic counter `index` (ignored past [`COUNTERS`]).
+    pub(crate) fn add_to_counter(&self, index: usize, n: u64) {
+        if index < COUNTERS {
+            self.words[COUNTER_WORDS + index].fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The generic counters, in index order.
+    pub(crate) fn counters(&self) -> [u64; COUNTERS] {
+        std::array::from_fn(|i| self.words[COUNTER_WORDS + i].load(Ordering::Relaxed))
+    }
+
     /// The message written by `set_exit` (empty when none).
     pub(crate) fn message(&self) -> String {
-        read_text(&self.words[MESSAGE_BYTES], &self.words[MESSAGE..TASKS])
+        read_text(
+            &self.words[MESSAGE_BYTES],
+            &self.words[MESSAGE..COUNTER_WORDS],
+        )
     }
 
     /// Worker: task `task` started serving `label` at `now`. Tasks past the table's width are
@@ -392,9 +411,18 @@ mod tests {
         slot.claim(1, 1);
         slot.task_started(0, &["GET /old"], 2);
         slot.task_finished(0);
-        slot.set_exit(ExitReason::Recycled, "");
+        slot.add_to_counter(3, 5);
+        slot.add_to_counter(COUNTERS, 1);
+        assert_eq!(slot.counters()[3], 5);
+        slot.set_exit(ExitReason::Recycled, "a message as long as it may be");
+        assert_eq!(
+            slot.counters()[3],
+            5,
+            "the message does not spill into counters"
+        );
         slot.claim(2, 50);
         assert_eq!(slot.requests(), 0);
+        assert_eq!(slot.counters(), [0; COUNTERS]);
         assert_eq!(slot.exit_reason(), ExitReason::Unknown);
         assert_eq!(slot.heartbeat(), 50);
         assert_eq!(slot.state(), SlotState::Booting);

@@ -178,6 +178,13 @@ impl Monitor {
         self.with_slot(|slot| slot.task_finished(task));
     }
 
+    /// Adds `n` to generic counter `index` (< [`crate::COUNTERS`]; others are ignored) in
+    /// shared memory, where the master sums it over workers for `--metrics-bind` under the
+    /// name `Settings::counters` gives it. Lock-free: one atomic add.
+    pub fn add_to_counter(&self, index: usize, n: u64) {
+        self.with_slot(|slot| slot.add_to_counter(index, n));
+    }
+
     /// This worker's process id.
     pub fn pid(&self) -> u32 {
         self.pid

@@ -52,8 +52,12 @@ impl<S: Service + Sync> Arbiter<S> {
             return;
         };
         worker.booted |= slot.has_booted();
-        self.counters
-            .record_exit(slot.requests(), worker.killed.as_ref(), slot.exit_reason());
+        self.counters.record_exit(
+            slot.requests(),
+            slot.counters(),
+            worker.killed.as_ref(),
+            slot.exit_reason(),
+        );
         let recycled = slot.exit_reason() == ExitReason::Recycled;
         let message = slot.message();
         let (level, line) = describe_exit(

@@ -67,6 +67,7 @@ impl<S: Service + Sync> Arbiter<S> {
         let now_ms = monotonic_ms();
         let mut workers = BTreeMap::new();
         let (mut requests_of_live, mut in_flight, mut rss) = (0, 0, 0);
+        let mut generic_of_live = [0; crate::table::COUNTERS];
         for worker in self.roster.iter() {
             let slot = self.table.slot(worker.slot);
             let state = worker_state(
@@ -77,6 +78,9 @@ impl<S: Service + Sync> Arbiter<S> {
             if let Some(slot) = slot {
                 requests_of_live += slot.requests();
                 in_flight += slot.busy_tasks(now_ms).len() as u64;
+                for (total, n) in generic_of_live.iter_mut().zip(slot.counters()) {
+                    *total += n;
+                }
             }
             rss += rss_bytes(worker.pid.as_raw().unsigned_abs()).unwrap_or(0);
         }
@@ -93,6 +97,8 @@ impl<S: Service + Sync> Arbiter<S> {
             in_flight,
             rss_bytes: rss,
             counters: &self.counters,
+            generic_of_live,
+            series: &self.counter_series,
         })
     }
 

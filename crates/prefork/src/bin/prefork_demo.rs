@@ -201,6 +201,7 @@ fn parse_args() -> Result<(Settings, Vec<BindAddress>, bool), String> {
         pidfile: None,
         proc_name: "prefork-demo".to_string(),
         metrics_bind: None,
+        counters: Vec::new(),
     };
     let mut binds = Vec::new();
     let mut single = false;
