@@ -73,7 +73,10 @@ fn requests_total_moves_by_exactly_the_requests_sent() {
     assert_eq!(value(&text, count), value(&first, count) + 10, "{text}");
     assert_eq!(value(&text, inf), value(&first, inf) + 10, "{text}");
     assert!(text.contains("# TYPE pyblogd_http_request_duration_seconds histogram"));
-    assert_eq!(value(&text, "pyblogd_workers{state=\"ready\"}"), 2);
+    // Both workers were forked at start; the second may still have been booting then.
+    assert!(wait_until(PATIENCE, || {
+        value(&scrape(metrics), "pyblogd_workers{state=\"ready\"}") == 2
+    }));
     assert_eq!(value(&text, "pyblogd_workers_wanted"), 2);
     assert_eq!(value(&text, "pyblogd_requests_in_flight"), 0);
     assert!(

@@ -52,7 +52,12 @@ fn total_requests(status: &serde_json::Value) -> u64 {
 fn status_shows_three_workers_and_the_one_stuck_on_a_slow_request() {
     let server = start_with_pidfile("3");
     let pidfile = server.path("master.pid");
-    assert!(wait_until(PATIENCE, || children(server.pid()).len() == 3));
+    // Workers are forked at once but boot at their own pace: wait until all three are ready.
+    assert!(wait_until(PATIENCE, || {
+        let status = status_json(&pidfile);
+        let workers = status["workers"].as_array().cloned().unwrap_or_default();
+        workers.len() == 3 && workers.iter().all(|w| w["state"] == "ready")
+    }));
 
     // A request that stays in flight while we look; the connection dies with the server.
     let mut slow = TcpStream::connect(server.addr).expect("connect");
