@@ -117,10 +117,10 @@ impl<S: Service + Sync> Arbiter<S> {
         log::info!("Using worker: prefork (threads: {})", settings.threads);
         let control = settings.pidfile.as_deref().and_then(observe::bind_control);
         let counter_series = settings.counters.clone();
-        let metrics = settings
-            .metrics_bind
-            .map(observe::bind_metrics)
-            .transpose()?;
+        let metrics = match settings.metrics_bind {
+            Some(addr) => observe::bind_metrics(addr, predecessor.is_some())?,
+            None => None,
+        };
         Ok(Arbiter {
             service,
             wanted: settings.workers,

@@ -31,17 +31,31 @@ pub(super) fn bind_control(pidfile: &Path) -> Option<ControlSocket> {
     }
 }
 
-/// Binds `--metrics-bind`. The operator asked for it, so a failure stops the start.
-pub(super) fn bind_metrics(addr: std::net::SocketAddr) -> Result<MetricsListener, Error> {
-    let listener = MetricsListener::bind(addr).map_err(|cause| Error::Bind {
-        addr: format!("metrics {addr}"),
-        cause,
-    })?;
+/// Binds `--metrics-bind`. The operator asked for it, so a failure stops the start, except
+/// in a USR2 upgrade (`upgrading`): the old master still holds the port until it is told to
+/// stop, and refusing to start would abort the upgrade over a scrape endpoint.
+pub(super) fn bind_metrics(
+    addr: std::net::SocketAddr,
+    upgrading: bool,
+) -> Result<Option<MetricsListener>, Error> {
+    let listener = match MetricsListener::bind(addr) {
+        Ok(listener) => listener,
+        Err(cause) if upgrading => {
+            log::error!("Cannot bind metrics {addr} while the old master holds it ({cause}): running without metrics; restart to get them back");
+            return Ok(None);
+        }
+        Err(cause) => {
+            return Err(Error::Bind {
+                addr: format!("metrics {addr}"),
+                cause,
+            })
+        }
+    };
     match listener.local_addr() {
         Ok(bound) => log::info!("Metrics at: http://{bound}/metrics"),
         Err(e) => log::warn!("Metrics listener bound, address unknown: {e}"),
     }
-    Ok(listener)
+    Ok(Some(listener))
 }
 
 impl<S: Service + Sync> Arbiter<S> {
