@@ -1,17 +1,20 @@
 //! Where posts live: the [`Store`] trait the handlers use, and the records it returns.
 //!
-//! The trait is small on purpose so a PostgreSQL store can follow the SQLite one
-//! (`sqlite.rs`, schema in `schema.rs`). Write failures are classified here ([`StoreError`]) so
+//! The trait is small on purpose: SQLite (`sqlite.rs`, schema in `schema.rs`) and PostgreSQL
+//! (`postgres.rs`, `postgres_schema.rs`) implement it alike. Write failures are classified here ([`StoreError`]) so
 //! handlers can answer 503 with `Retry-After` for a busy or unwritable database and keep reads
 //! working, without knowing which database is behind the trait.
 
 mod checkpoint;
 mod legacy;
+mod postgres;
+mod postgres_schema;
 mod schema;
 mod sqlite;
 mod upkeep;
 mod views;
 
+pub(crate) use postgres::PostgresStore;
 pub(crate) use sqlite::SqliteStore;
 
 use serde::Serialize;
@@ -118,4 +121,11 @@ pub(crate) trait Store: Send + Sync {
     fn unrendered(&self, limit: u32) -> Result<Vec<(i64, String)>, StoreError>;
     /// Stores the HTML rendered for such a post, unless another worker already did.
     fn set_rendered(&self, id: i64, html: &str, description: &str) -> Result<(), StoreError>;
+    /// Answers when the database does: one round trip (for `/healthz`).
+    fn ping(&self) -> Result<(), StoreError>;
+    /// Up to `limit` whole posts with ids above `after_id`, by id: a page of an export.
+    fn export(&self, after_id: i64, limit: u32) -> Result<Vec<Post>, StoreError>;
+    /// Writes posts exactly as given (ids, times, view counts), replacing posts with the same
+    /// id, in one transaction: the import side of `pyblogd migrate`.
+    fn import(&self, posts: &[Post]) -> Result<(), StoreError>;
 }
