@@ -9,7 +9,7 @@ use r2d2_postgres::postgres::Client;
 
 /// The advisory lock key that serialises migrations ("pyblogd" in ASCII, as a number), so
 /// it does not collide with locks another application takes on the same database.
-const MIGRATION_LOCK: i64 = 0x7079_626c_6f67_64;
+const MIGRATION_LOCK: i64 = 0x0070_7962_6c6f_6764;
 
 /// Each entry moves the schema from version `index` to `index + 1`.
 ///
