@@ -129,3 +129,7 @@ pub(crate) trait Store: Send + Sync {
     /// id, in one transaction: the import side of `pyblogd migrate`.
     fn import(&self, posts: &[Post]) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+#[path = "contract_tests.rs"]
+mod contract_tests;

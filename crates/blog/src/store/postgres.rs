@@ -74,7 +74,7 @@ impl PostgresStore {
         Ok(PostgresStore { pool })
     }
 
-    fn with<T>(
+    pub(super) fn with<T>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, r2d2_postgres::postgres::Error>,
     ) -> Result<T, StoreError> {
