@@ -2,7 +2,8 @@
 //!
 //! The binary builds one [`Config`] from its CLI, environment and `.env`; the blog only reads it.
 //! `DATABASE_URI` keeps SQLAlchemy's spelling so an operator of the original can reuse their
-//! `.env` unchanged: three slashes then a relative path, four slashes for an absolute one.
+//! `.env` unchanged: three slashes then a relative path, four slashes for an absolute one;
+//! `postgres://…` as libpq spells it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -166,6 +167,17 @@ fn parse_postgres(uri: &str, rest: &str) -> Result<DatabaseTarget, String> {
         driver_uri.push('?');
         driver_uri.push_str(&passed.join("&"));
     }
+    // Checked here, so a bad URI stops the server before it starts (exit 2), not each worker.
+    let config: r2d2_postgres::postgres::Config = driver_uri
+        .parse()
+        .map_err(|e| format!("DATABASE_URI: not a valid PostgreSQL URI: {e}"))?;
+    if config.get_ssl_mode() == r2d2_postgres::postgres::config::SslMode::Require {
+        return Err(
+            "DATABASE_URI: sslmode=require needs TLS, which pyblogd does not build in; \
+                    use sslmode=prefer or disable over a private network"
+                .to_string(),
+        );
+    }
     Ok(DatabaseTarget::Postgres(PostgresTarget {
         uri: driver_uri,
         pool_size,
@@ -250,6 +262,9 @@ mod tests {
             "postgres://h/db?pool_size=x",
             "postgres://h/db?statement_timeout=-1",
             "postgres://",
+            "postgres://h/db?sslmode=require",
+            "postgres://h/db?sslmode=bogus",
+            "postgres://h:notaport/db",
         ] {
             assert!(
                 DatabaseTarget::parse(bad).is_err(),
