@@ -10,6 +10,7 @@ use super::postgres_schema;
 use super::{Draft, Post, PostSummary, Stats, Store, StoreError, ViewCount};
 use crate::config::PostgresTarget;
 use r2d2_postgres::postgres::error::SqlState;
+use r2d2_postgres::postgres::types::Type;
 use r2d2_postgres::postgres::{Client, Config, NoTls, Row};
 use r2d2_postgres::PostgresConnectionManager;
 use std::time::Duration;
@@ -24,6 +25,9 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Manager = PostgresConnectionManager<NoTls>;
 
+/// Reads and views use `query_typed*`: with the parameter types given, parse, bind and execute
+/// go in one round trip instead of a prepare round trip first (pooled connections share no
+/// statement cache).
 pub(crate) struct PostgresStore {
     pool: r2d2::Pool<Manager>,
 }
@@ -86,7 +90,13 @@ impl PostgresStore {
     }
 
     fn summaries(&self, sql: &str, param: i64) -> Result<Vec<PostSummary>, StoreError> {
-        self.with(|client| client.query(sql, &[&param])?.iter().map(summary).collect())
+        self.with(|client| {
+            client
+                .query_typed(sql, &[(&param, Type::INT8)])?
+                .iter()
+                .map(summary)
+                .collect()
+        })
     }
 }
 
@@ -139,7 +149,7 @@ impl Store for PostgresStore {
         let sql = format!("SELECT {SUMMARY_COLUMNS}, markdown, html FROM posts WHERE id = $1");
         self.with(|client| {
             client
-                .query_opt(&sql, &[&id])?
+                .query_typed_opt(&sql, &[(&id, Type::INT8)])?
                 .map(|r| post(&r))
                 .transpose()
         })
@@ -150,13 +160,13 @@ impl Store for PostgresStore {
     fn count_view(&self, id: i64) -> Result<Option<ViewCount>, StoreError> {
         self.with(|client| {
             client
-                .query_opt(
+                .query_typed_opt(
                     "WITH counted AS (
                          UPDATE posts SET view_count = view_count + 1 WHERE id = $1
                          RETURNING view_count)
                      SELECT counted.view_count, post_stats.generation
                      FROM counted, post_stats WHERE post_stats.id = 1",
-                    &[&id],
+                    &[(&id, Type::INT8)],
                 )?
                 .map(|r| view_count(&r))
                 .transpose()
@@ -166,10 +176,10 @@ impl Store for PostgresStore {
     fn view_count(&self, id: i64) -> Result<Option<ViewCount>, StoreError> {
         self.with(|client| {
             client
-                .query_opt(
+                .query_typed_opt(
                     "SELECT posts.view_count, post_stats.generation
                      FROM posts, post_stats WHERE posts.id = $1 AND post_stats.id = 1",
-                    &[&id],
+                    &[(&id, Type::INT8)],
                 )?
                 .map(|r| view_count(&r))
                 .transpose()
@@ -195,8 +205,8 @@ impl Store for PostgresStore {
 
     fn stats(&self) -> Result<Stats, StoreError> {
         self.with(|client| {
-            let row =
-                client.query_one("SELECT total, generation FROM post_stats WHERE id = 1", &[])?;
+            let row = client
+                .query_typed_one("SELECT total, generation FROM post_stats WHERE id = 1", &[])?;
             Ok(Stats {
                 total: row.try_get::<_, i64>(0)?.max(0) as u64,
                 generation: row.try_get::<_, i64>(1)?.max(0) as u64,
