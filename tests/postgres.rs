@@ -259,6 +259,22 @@ fn lost_database_gives_503_then_pages_come_back_by_themselves() {
     let health = server.get("/healthz");
     assert_eq!(health.status, 503);
     assert_eq!(health.header("retry-after"), Some("1"));
+    assert!(
+        workers.iter().all(|&w| support::is_alive(w)),
+        "a lost database costs pages, not workers"
+    );
+
+    // A worker lost meanwhile cannot boot without its database: its replacements fail and
+    // are retried with backoff while the master and the other worker carry on.
+    let (lost, survivor) = (workers[0], workers[1]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(lost),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill a worker");
+    server.wait_log("failed to boot", PATIENCE);
+    assert!(support::is_alive(server.pid()), "{}", server.log_text());
+    assert!(support::is_alive(survivor));
 
     pg_cluster(&["resume"], &cluster.dir);
     let back = support::wait_until(PATIENCE, || {
@@ -270,11 +286,15 @@ fn lost_database_gives_503_then_pages_come_back_by_themselves() {
         server.log_text()
     );
     assert!(server.get(&path).text().contains("Survives"));
-    assert_eq!(
-        support::children(server.pid()),
-        workers,
-        "the same workers served throughout: no crash loop"
+    assert!(
+        support::is_alive(survivor),
+        "the survivor served throughout"
     );
+    let replaced = support::wait_until(PATIENCE, || {
+        let now = support::children(server.pid());
+        now.len() == 2 && !now.contains(&lost)
+    });
+    assert!(replaced, "a replacement booted once the database was back");
 }
 
 /// Every column of every post in a SQLite file, in id order.
