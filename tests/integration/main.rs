@@ -18,6 +18,7 @@ mod corpus;
 mod db_faults;
 mod durability;
 mod hostile;
+mod postgres;
 mod protocol;
 mod security;
 mod supervisor;
