@@ -11,6 +11,7 @@ mod config;
 mod http_metrics;
 mod logging;
 mod metrics_config;
+mod migrate;
 mod service;
 mod status;
 
@@ -21,6 +22,10 @@ use clap::Parser;
 pub(crate) const EXIT_CONFIG: i32 = 2;
 
 fn main() {
+    // `pyblogd migrate …` is a one-shot command beside the server, with its own flags.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "migrate") {
+        std::process::exit(migrate::main());
+    }
     let cli = cli::Cli::parse();
     if let Some(cli::Command::Status(args)) = &cli.command {
         std::process::exit(status::run(args, cli.pidfile.clone()));

@@ -19,6 +19,7 @@ mod db_faults;
 mod durability;
 mod hostile;
 mod metrics;
+mod postgres;
 mod protocol;
 mod security;
 mod status;
