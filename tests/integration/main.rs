@@ -12,6 +12,7 @@ mod support;
 
 mod activation;
 mod blog;
+mod browser;
 mod config;
 mod corpus;
 mod db_faults;
