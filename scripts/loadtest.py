@@ -214,7 +214,9 @@ class Client(threading.Thread):
         method = "POST" if body is not None else "GET"
         head = f"{method} {path} HTTP/1.1\r\nHost: {self.host_header}\r\nUser-Agent: pyblogd-loadtest\r\n"
         if body is not None:
-            head += f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+            # As our own page posts: the Origin and the CSRF cookie its form's token repeats.
+            head += (f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+                     f"Origin: http://{self.host_header}\r\nCookie: pyblogd_csrf={posts.CSRF}\r\n")
         data = (head + "\r\n" + (body or "")).encode()
         started = time.monotonic()
         status, location, failure = None, "", None

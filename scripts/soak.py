@@ -49,7 +49,8 @@ import urllib.parse
 from collections import Counter
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
-import procfs  # noqa: E402  (scripts/lib)
+import posts  # noqa: E402  (scripts/lib)
+import procfs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOOPBACK = "127.0.0.1"
@@ -61,6 +62,8 @@ ROUTES = {
     "home": (12, {200}),
     "list": (10, {200}),
     "new_form": (5, {200}),
+    # Edit and delete pages of this client's own post, or of a seeded post, which is not this
+    # client's and must be refused: see `foreign` below.
     "edit_form": (3, {200, 404}),
     "delete_form": (2, {200, 404}),
     "style": (8, {200}),
@@ -100,11 +103,20 @@ class Client:
     def __init__(self, port: int):
         self.port = port
         self.conn: http.client.HTTPConnection | None = None
+        # Cookies the server set (the edit key of each post this client created) by name, with
+        # the path they are scoped to, sent back like a browser does: only to that path and
+        # below. Only the author may edit or delete a post.
+        self.cookies: dict[str, tuple[str, str]] = {}
 
     def request(self, method: str, path: str, body: str | None = None) -> tuple[int, dict, bytes]:
-        headers = {"Host": "soak"}
+        jar = "".join(f"; {name}={value}" for name, (value, scope) in self.cookies.items()
+                      if path == scope or path.startswith(scope.rstrip("/") + "/"))
+        headers = {"Host": "soak", "Cookie": f"pyblogd_csrf={posts.CSRF}{jar}"}
         if body is not None:
+            # As our own page posts: its Origin, and the CSRF token the cookie holds.
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+            headers["Origin"] = "http://soak"
+            body = f"csrf_token={posts.CSRF}&{body}"
         for attempt in (1, 2):
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(LOOPBACK, self.port, timeout=30)
@@ -112,6 +124,14 @@ class Client:
                 self.conn.request(method, path, body=body, headers=headers)
                 resp = self.conn.getresponse()
                 data = resp.read()
+                for cookie in resp.headers.get_all("Set-Cookie") or []:
+                    name, _, rest = cookie.partition("=")
+                    value = rest.split(";", 1)[0]
+                    scope = re.search(r"; Path=([^;]*)", cookie)
+                    if "Max-Age=0" in cookie:
+                        self.cookies.pop(name, None)
+                    else:
+                        self.cookies[name] = (value, scope.group(1) if scope else "/")
                 if resp.getheader("Connection", "").lower() == "close":
                     self.close()
                 return resp.status, dict(resp.getheaders()), data
@@ -162,6 +182,7 @@ def run_client(port: int, count: int, seed: int, ids: list[int], queue) -> None:
             route = "create"
         some_id = rng.choice(ids)
         serial += 1
+        foreign = False
         try:
             if route == "view":
                 status, _, _ = client.request("GET", f"/posts/{some_id}")
@@ -172,9 +193,13 @@ def run_client(port: int, count: int, seed: int, ids: list[int], queue) -> None:
             elif route == "new_form":
                 status, _, _ = client.request("GET", "/new")
             elif route == "edit_form":
-                status, _, _ = client.request("GET", f"/posts/{some_id}/edit")
+                target = mine[-1] if mine else some_id
+                foreign = target not in mine
+                status, _, _ = client.request("GET", f"/posts/{target}/edit")
             elif route == "delete_form":
-                status, _, _ = client.request("GET", f"/posts/{some_id}/delete")
+                target = mine[-1] if mine else some_id
+                foreign = target not in mine
+                status, _, _ = client.request("GET", f"/posts/{target}/delete")
             elif route == "style":
                 status, _, _ = client.request("GET", "/static/style.css")
             elif route == "script":
@@ -196,6 +221,7 @@ def run_client(port: int, count: int, seed: int, ids: list[int], queue) -> None:
                 status, _, _ = client.request("POST", f"/posts/{target}/delete", "")
             elif route == "edit":
                 target = mine[-1] if mine else some_id
+                foreign = target not in mine
                 status, _, _ = client.request("POST", f"/posts/{target}/edit", form(f"edited {serial}"))
             elif route == "invalid_form":
                 status, _, _ = client.request("POST", "/posts", form("", ""))
@@ -210,7 +236,9 @@ def run_client(port: int, count: int, seed: int, ids: list[int], queue) -> None:
             if len(unexpected) < 20:
                 unexpected.append(f"{route}: {type(e).__name__}: {e}")
         statuses[(route, status)] += 1
-        if status not in ROUTES[route][1] and status != 0 and len(unexpected) < 20:
+        # Another author's post: its edit and delete are refused, whatever else holds.
+        expected = {403} if foreign else ROUTES[route][1]
+        if status not in expected and status != 0 and len(unexpected) < 20:
             unexpected.append(f"{route}: {status}")
     client.close()
     queue.put((statuses, unexpected))
@@ -281,6 +309,8 @@ def main() -> int:
     server = subprocess.Popen(
         [binary, "-w", "2", "--bind", f"{LOOPBACK}:{port}", "--log-level", "warning"],
         cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        # One client posts as fast as it can: no POST rate limit.
+        env={**os.environ, "POST_RATE_LIMIT": "0"},
     )
     started = time.monotonic()
     try:

@@ -95,6 +95,16 @@ pub struct Cli {
     #[arg(long = "site-url")]
     pub site_url: Option<String>,
 
+    /// POSTs a minute per client address, then 429 (0 = no limit) [env: POST_RATE_LIMIT]
+    /// [default: 10].
+    #[arg(long = "post-rate-limit")]
+    pub post_rate_limit: Option<String>,
+
+    /// Proxies whose X-Forwarded-For names the client: comma-separated IPs, or * for any
+    /// [env: FORWARDED_ALLOW_IPS] [default: 127.0.0.1,::1].
+    #[arg(long = "forwarded-allow-ips")]
+    pub forwarded_allow_ips: Option<String>,
+
     /// File of KEY=VALUE defaults, read at start and on HUP [default: .env].
     #[arg(long = "env-file")]
     pub env_file: Option<PathBuf>,

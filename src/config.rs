@@ -320,6 +320,42 @@ impl Config {
             .lookup(&["PYBLOGD_FAULT_ROUTES"])
             .is_some_and(|r| matches!(r.value.trim(), "1" | "true" | "yes"));
 
+        // The admin token comes from the environment or `.env` only: a flag would show it to
+        // every user of the machine in `ps`.
+        let admin_token = src
+            .lookup(&["ADMIN_TOKEN"])
+            .map(|r| r.value.trim().to_string())
+            .filter(|t| !t.is_empty());
+        if let Some(token) = &admin_token {
+            if token.len() < 16 {
+                return Err(format!(
+                    "ADMIN_TOKEN is {} characters long: use at least 16 (e.g. `openssl rand -hex 16`)",
+                    token.len()
+                ));
+            }
+        }
+        // 10 a minute per address: more than a person writes, few enough that a script
+        // filling the blog with junk is slowed to a trickle.
+        let post_rate_limit: u32 = parse_num(
+            src.setting(
+                &cli.post_rate_limit,
+                "post-rate-limit",
+                &["POST_RATE_LIMIT", "PYBLOGD_POST_RATE_LIMIT"],
+            ),
+            10,
+            "post-rate-limit",
+        )?;
+
+        let forwarded_allow_ips = match src.setting(
+            &cli.forwarded_allow_ips,
+            "forwarded-allow-ips",
+            &["FORWARDED_ALLOW_IPS", "PYBLOGD_FORWARDED_ALLOW_IPS"],
+        ) {
+            None => http::ForwardedAllow::default(),
+            Some(raw) => http::ForwardedAllow::parse(&raw.value)
+                .map_err(|e| format!("{} = {:?}: {e}", raw.origin, raw.value))?,
+        };
+
         let binds = parse_binds(cli, &src)?;
         let non_zero = |d: Duration| (!d.is_zero()).then_some(d);
 
@@ -346,6 +382,7 @@ impl Config {
                 header_timeout,
                 limits,
                 graceful_timeout,
+                forwarded_allow_ips,
                 ..http::ServerConfig::default()
             },
             blog: blog::Config {
@@ -355,6 +392,8 @@ impl Config {
                 templates_dir: PathBuf::from("templates"),
                 static_dir: PathBuf::from("static"),
                 fault_routes,
+                admin_token,
+                post_rate_limit,
             },
             log: LogConfig {
                 level,
@@ -371,7 +410,7 @@ impl Config {
             blog::DatabaseTarget::Sqlite(p) => format!("sqlite {}", display(p)),
         };
         format!(
-            "bind: {}\nworkers: {}\nthreads: {}\ntimeout: {:?}\nkeep-alive: {:?}\nmode: {:?}\ndatabase: {db}\nsite-url: {}\n",
+            "bind: {}\nworkers: {}\nthreads: {}\ntimeout: {:?}\nkeep-alive: {:?}\nmode: {:?}\ndatabase: {db}\nsite-url: {}\nadmin-token: {}\npost-rate-limit: {}\nforwarded-allow-ips: {}\n",
             binds.join(", "),
             self.supervisor.workers,
             self.supervisor.threads,
@@ -379,6 +418,20 @@ impl Config {
             self.server.keep_alive,
             self.blog.mode,
             self.blog.site_url.as_deref().unwrap_or("(none)"),
+            // Never the token itself: this output lands in terminals and CI logs.
+            if self.blog.admin_token.is_some() { "set" } else { "unset (no admin)" },
+            match self.blog.post_rate_limit {
+                0 => "off".to_string(),
+                n => format!("{n} per minute per address"),
+            },
+            match &self.server.forwarded_allow_ips {
+                http::ForwardedAllow::Any => "*".to_string(),
+                http::ForwardedAllow::Ips(ips) => ips
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            },
         )
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Error-log lines read `[2026-11-26 02:11:18 +0000] [1234] [INFO] message`; lines logged with
 //! target `pyblogd::access` (written by the http crate, already formatted) go verbatim to the
-//! access log, or nowhere when none is configured. Files are opened in append mode and reopened
-//! on USR1 (logrotate) and on HUP when their paths change.
+//! access log, or nowhere when none is configured. `--log-level` filters the error log only:
+//! like gunicorn, access lines are written whatever the level. Files are opened in append mode
+//! and reopened on USR1 (logrotate) and on HUP when their paths change.
 
 use crate::config::LogConfig;
 use std::fs::{File, OpenOptions};
@@ -87,6 +88,9 @@ impl log::Log for Logger {
             return;
         };
         let Some(sinks) = guard.as_mut() else { return };
+        if record.target() != ACCESS_TARGET && record.level() > sinks.config.level {
+            return;
+        }
         if record.target() == ACCESS_TARGET {
             if let Some(access) = sinks.access.as_mut() {
                 access.write_line(format!("{}\n", record.args()).as_bytes());
@@ -132,7 +136,7 @@ pub fn init(config: &LogConfig) -> std::io::Result<()> {
     }
     // Err only when a logger is already set, which is this same one on a second call.
     let _ = log::set_logger(logger);
-    log::set_max_level(config.level);
+    log::set_max_level(facade_level(config));
     Ok(())
 }
 
@@ -145,8 +149,19 @@ pub fn reconfigure(config: &LogConfig) -> std::io::Result<()> {
     if let Ok(mut guard) = logger.sinks.lock() {
         *guard = Some(sinks);
     }
-    log::set_max_level(config.level);
+    log::set_max_level(facade_level(config));
     Ok(())
+}
+
+/// The level the `log` facade lets through: access lines are logged at info, so with an access
+/// log the facade passes info even when `--log-level` is quieter; the logger then drops the
+/// error-log lines below the configured level.
+fn facade_level(config: &LogConfig) -> log::LevelFilter {
+    if config.access_logfile.is_some() {
+        config.level.max(log::LevelFilter::Info)
+    } else {
+        config.level
+    }
 }
 
 /// USR1: reopens the current files (after logrotate moved them away).

@@ -78,8 +78,24 @@ def generate(rng: random.Random, number: int) -> dict[str, str]:
     return {"title": title, "name": rng.choice(_NAMES), "content": content}
 
 
+# pyblogd refuses a POST unless it comes from one of its own pages: an Origin naming the site
+# and a double-submit CSRF token, the same random value in a cookie and in the form. A script
+# acts as that page: any value works, as long as cookie and field agree.
+CSRF = "5c7a1f0e9b3d4c2a8e6f0b1d3c5a7e9f"
+
+
 def form_body(form: dict[str, str]) -> str:
-    return urllib.parse.urlencode(form)
+    """The urlencoded form as our pages send it: the CSRF token first."""
+    return urllib.parse.urlencode({"csrf_token": CSRF, **form})
+
+
+def browser_headers(host_port: str, cookies: str = "") -> dict[str, str]:
+    """Headers of a form POST from our own page on `Host: host_port` (`ip:port`)."""
+    return {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Origin": f"http://{host_port}",
+        "Cookie": f"pyblogd_csrf={CSRF}{cookies}",
+    }
 
 
 _LOCATION = re.compile(r"/posts/(\d+)$")
@@ -88,7 +104,7 @@ _LOCATION = re.compile(r"/posts/(\d+)$")
 def create(conn: http.client.HTTPConnection, form: dict[str, str]) -> int:
     """POST /posts; returns the new post id from the 303's Location."""
     conn.request("POST", "/posts", body=form_body(form),
-                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+                 headers=browser_headers(f"{conn.host}:{conn.port}"))
     resp = conn.getresponse()
     body = resp.read()
     location = resp.getheader("Location") or ""

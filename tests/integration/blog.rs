@@ -43,7 +43,7 @@ fn create_view_edit_delete_round_trip() {
     assert!(html.contains("<strong>world</strong>"), "{html}");
     assert!(html.contains("ann"));
 
-    let form = server.get(&format!("/posts/{id}/edit"));
+    let form = server.get_as_author(&format!("/posts/{id}/edit"));
     assert_eq!(form.status, 200);
     assert!(
         form.text().contains("Hello **world**"),

@@ -121,12 +121,13 @@ fn a_held_write_lock_answers_503_with_the_form_kept_while_reads_go_on() {
 /// POSTs the new-post form from another thread (the harness's `post_form` needs `&Server`).
 fn post_form_to(addr: std::net::SocketAddr, title: &str, content: &str) -> Reply {
     use std::io::{BufReader, Write};
-    let body = support::encode_form(&[("title", title), ("name", "ann"), ("content", content)]);
+    let body = support::our_form(&[("title", title), ("name", "ann"), ("content", content)]);
     let mut s = std::net::TcpStream::connect_timeout(&addr, PATIENCE).expect("connect");
     s.set_read_timeout(Some(PATIENCE)).expect("timeout");
     write!(
         s,
-        "POST /posts HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /posts HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        support::from_our_page("t"),
         body.len()
     )
     .expect("write");

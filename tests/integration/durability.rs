@@ -40,12 +40,13 @@ fn content_for(title: &str) -> String {
 /// Creates a post on a fresh connection; `Ok(status)` or the I/O error that cut it off.
 fn create(addr: SocketAddr, title: &str) -> std::io::Result<u16> {
     let content = content_for(title);
-    let body = support::encode_form(&[("title", title), ("name", "dur"), ("content", &content)]);
+    let body = support::our_form(&[("title", title), ("name", "dur"), ("content", &content)]);
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     write!(
         s,
-        "POST /posts HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /posts HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        support::from_our_page("t"),
         body.len()
     )?;
     Ok(support::read_reply(&mut BufReader::new(s), false)?.status)

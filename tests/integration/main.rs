@@ -10,6 +10,7 @@
 
 mod support;
 
+mod abuse;
 mod activation;
 mod blog;
 mod browser;
@@ -19,4 +20,5 @@ mod db_faults;
 mod durability;
 mod hostile;
 mod protocol;
+mod security;
 mod supervisor;

@@ -63,14 +63,15 @@ fn pipelined_requests_are_answered_in_order() {
 #[test]
 fn chunked_post_creates_a_post() {
     let server = single();
-    let body = support::encode_form(&[
+    let body = support::our_form(&[
         ("title", "Chunked"),
         ("name", "ann"),
         ("content", "sent in chunks"),
     ]);
     let (a, b) = body.split_at(body.len() / 2);
     let req = format!(
-        "POST /posts HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x};ext=1\r\n{b}\r\n0\r\nX-Trailer: yes\r\n\r\n",
+        "POST /posts HTTP/1.1\r\nHost: t\r\n{}Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{a}\r\n{:x};ext=1\r\n{b}\r\n0\r\nX-Trailer: yes\r\n\r\n",
+        support::from_our_page("t"),
         a.len(),
         b.len()
     );
@@ -83,7 +84,7 @@ fn chunked_post_creates_a_post() {
 #[test]
 fn expect_100_continue_gets_interim_response_before_body() {
     let server = single();
-    let body = support::encode_form(&[
+    let body = support::our_form(&[
         ("title", "Continued"),
         ("name", "bo"),
         ("content", "after 100"),
@@ -91,7 +92,8 @@ fn expect_100_continue_gets_interim_response_before_body() {
     let mut s = server.connect();
     write!(
         s,
-        "POST /posts HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        "POST /posts HTTP/1.1\r\nHost: t\r\n{}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        support::from_our_page("t"),
         body.len()
     )
     .unwrap();

@@ -19,15 +19,21 @@ fn request(method: &str, target: &str, body: &str) -> Request {
         query: query.into(),
         target: target.into(),
         version: Version::Http11,
-        headers: Vec::new(),
+        // Our own page's POST: the origin and the double-submit CSRF cookie (and field).
+        headers: vec![
+            ("Host".into(), b"bench".to_vec()),
+            ("Origin".into(), b"http://bench".to_vec()),
+            ("Cookie".into(), b"pyblogd_csrf=00ff".to_vec()),
+        ],
         body: body.as_bytes().to_vec(),
         peer: None,
+        client: None,
     }
 }
 
 /// A post with a paragraph, a list, a fenced Rust block and a table, as a form body.
 const POST_FORM: &str =
-    "title=A+post+about+Rust&name=ann&content=Some+*text*+about+**servers**.%0A%0A\
+    "csrf_token=00ff&title=A+post+about+Rust&name=ann&content=Some+*text*+about+**servers**.%0A%0A\
 - one%0A- two%0A%0A%60%60%60rust%0Afn+main()+%7B%0A++++let+x+%3D+vec!%5B1%2C+2%5D%3B%0A++++\
 println!(%22%7B%3A%3F%7D%22%2C+x)%3B%0A%7D%0A%60%60%60%0A%0A%7C+a+%7C+b+%7C%0A%7C---%7C---%7C%0A\
 %7C+1+%7C+2+%7C%0A";
@@ -40,6 +46,8 @@ fn open_app(dir: &std::path::Path, mode: Mode) -> App {
         templates_dir: dir.join("none"),
         static_dir: dir.join("none"),
         fault_routes: false,
+        admin_token: None,
+        post_rate_limit: 0,
     })
     .unwrap()
 }

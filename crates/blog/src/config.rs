@@ -100,6 +100,11 @@ pub struct Config {
     pub static_dir: PathBuf,
     /// `PYBLOGD_FAULT_ROUTES=1`: enables `/__fault/*` test routes.
     pub fault_routes: bool,
+    /// `ADMIN_TOKEN`: enables `/admin/login`, whose session may edit and delete any post.
+    /// `None`: no admin.
+    pub admin_token: Option<String>,
+    /// `POST_RATE_LIMIT`: POSTs a minute per client address; 0 turns the limit off.
+    pub post_rate_limit: u32,
 }
 
 #[cfg(test)]

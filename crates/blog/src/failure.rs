@@ -10,10 +10,14 @@ use crate::store::StoreError;
 pub(crate) enum Failure {
     /// 400: the request itself is malformed (e.g. bad form encoding).
     BadRequest(String),
+    /// 403: not allowed (no edit key, no admin session, a forged form); says why.
+    Forbidden(&'static str),
     /// 404: no such page or post.
     NotFound,
     /// 405: the path exists; these are the methods it allows.
     MethodNotAllowed(&'static str),
+    /// 429: this address sent too many POSTs; it may retry after this many seconds.
+    TooManyRequests(u64),
     /// 503: the database is busy or refuses writes; the client may retry in a second.
     Unavailable(String),
     /// 500: a bug or a broken database; the detail is logged, shown only in development.
@@ -24,8 +28,10 @@ impl Failure {
     pub fn status(&self) -> u16 {
         match self {
             Failure::BadRequest(_) => 400,
+            Failure::Forbidden(_) => 403,
             Failure::NotFound => 404,
             Failure::MethodNotAllowed(_) => 405,
+            Failure::TooManyRequests(_) => 429,
             Failure::Unavailable(_) => 503,
             Failure::Internal(_) => 500,
         }
@@ -35,6 +41,10 @@ impl Failure {
     pub fn message(&self) -> String {
         match self {
             Failure::BadRequest(why) => format!("The request could not be understood: {why}."),
+            Failure::Forbidden(why) => why.to_string(),
+            Failure::TooManyRequests(after) => format!(
+                "Too many posts from your address. Please wait {after} seconds and try again."
+            ),
             Failure::NotFound => "There is nothing at this address. The post may have been \
                                   deleted, or the link mistyped."
                 .to_string(),

@@ -11,6 +11,7 @@
 //! - `markdown` — render + highlight + sanitise, once at save time.
 //! - `render` — minijinja environment: embedded templates, directory override.
 //! - `assets` — static files: embedded, directory override, ETag, cache-busting.
+//! - `security` — who may change what: edit keys, admin session, CSRF, rate limit, headers.
 //! - `failure`, `clock`, `escape` — error-to-status mapping, dates, HTML escaping.
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ mod pages;
 mod post_form;
 mod render;
 mod router;
+mod security;
 mod store;
 
 pub use config::{Config, DatabaseTarget, Mode};
@@ -50,6 +52,10 @@ pub struct App {
     pages: PageCache<Arc<[u8]>>,
     /// Post pages, with a hole for the view count.
     posts: PageCache<SplicedPage>,
+    /// Edit keys, admin session, CSRF, rate limit and security headers.
+    guard: security::Guard,
+    /// `SITE_URL` without a trailing slash, for absolute links (the key link).
+    site_url: Option<String>,
 }
 
 /// Home and list pages kept at most: a crawler walking every list page renders each one.
@@ -67,11 +73,15 @@ impl App {
             DatabaseTarget::Sqlite(path) => SqliteStore::open(path).map_err(Error::Database)?,
         };
         let assets = Arc::new(Assets::new(&config.static_dir, config.mode).map_err(Error::Static)?);
-        let site_url = config.site_url.as_deref().map(|u| u.trim_end_matches('/'));
+        let site_url = config
+            .site_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/'))
+            .filter(|u| !u.is_empty());
         let renderer = Renderer::new(
             &config.templates_dir,
             config.mode,
-            site_url.filter(|u| !u.is_empty()),
+            site_url,
             Arc::clone(&assets),
         )
         .map_err(Error::Template)?;
@@ -84,6 +94,12 @@ impl App {
             markdown: Markdown::new(),
             pages: PageCache::new(CACHED_PAGES),
             posts: PageCache::new(CACHED_POSTS),
+            guard: security::Guard::new(
+                site_url,
+                config.admin_token.as_deref(),
+                config.post_rate_limit,
+            ),
+            site_url: site_url.map(str::to_string),
         };
         app.render_adopted_posts()?;
         Ok(app)
@@ -122,12 +138,13 @@ impl App {
 
 impl http::Handler for App {
     fn handle(&self, req: &http::Request) -> http::Response {
-        match router::route(&req.method, &req.path, self.fault_routes)
+        let response = match router::route(&req.method, &req.path, self.fault_routes)
             .and_then(|route| self.dispatch(route, req))
         {
             Ok(response) => response,
             Err(failure) => self.failure_page(&failure),
-        }
+        };
+        self.guard.harden(response)
     }
 
     fn panic_response(
@@ -137,18 +154,18 @@ impl http::Handler for App {
         backtrace: &str,
     ) -> http::Response {
         let trace = (self.mode == Mode::Development).then(|| format!("{message}\n\n{backtrace}"));
-        self.error_page(
+        self.guard.harden(self.error_page(
             500,
             "Something went wrong on our side. It has been logged.",
             trace,
-        )
+        ))
     }
 
     fn error_response(&self, status: u16, detail: &str) -> http::Response {
-        self.error_page(
+        self.guard.harden(self.error_page(
             status,
             &format!("The request could not be served: {detail}."),
             None,
-        )
+        ))
     }
 }

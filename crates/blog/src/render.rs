@@ -28,6 +28,7 @@ const EMBEDDED: &[(&str, &str)] = &[
     ("list.html", include_str!("../../../templates/list.html")),
     ("post.html", include_str!("../../../templates/post.html")),
     ("form.html", include_str!("../../../templates/form.html")),
+    ("admin.html", include_str!("../../../templates/admin.html")),
     (
         "confirm_delete.html",
         include_str!("../../../templates/confirm_delete.html"),

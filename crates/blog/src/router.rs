@@ -18,6 +18,10 @@ pub(crate) enum Route {
     UpdatePost(i64),
     ConfirmDelete(i64),
     DeletePost(i64),
+    /// `/admin/login`: the form (GET) and signing in (POST); only with an admin token.
+    AdminLoginForm,
+    AdminLogin,
+    AdminLogout,
     /// The path below `/static/`, still to be checked by the assets module.
     Static(String),
     Fault(Fault),
@@ -97,6 +101,18 @@ pub(crate) fn route(method: &str, path: &str, fault_routes: bool) -> Result<Rout
                 _ => refuse(READ_WRITE),
             }
         }
+        ["admin", "login"] => match () {
+            _ if is_read => Ok(Route::AdminLoginForm),
+            _ if is_post => Ok(Route::AdminLogin),
+            _ => refuse(READ_WRITE),
+        },
+        ["admin", "logout"] => {
+            if is_post {
+                Ok(Route::AdminLogout)
+            } else {
+                refuse("POST")
+            }
+        }
         ["__fault", name] if fault_routes => {
             let fault = match *name {
                 "panic" => Fault::Panic,
@@ -149,6 +165,9 @@ mod tests {
         assert_eq!(ok("POST", "/posts/42/edit/"), Route::UpdatePost(42));
         assert_eq!(ok("GET", "/posts/42/delete"), Route::ConfirmDelete(42));
         assert_eq!(ok("POST", "/posts/42/delete"), Route::DeletePost(42));
+        assert_eq!(ok("GET", "/admin/login"), Route::AdminLoginForm);
+        assert_eq!(ok("POST", "/admin/login/"), Route::AdminLogin);
+        assert_eq!(ok("POST", "/admin/logout"), Route::AdminLogout);
         assert_eq!(
             ok("GET", "/static/css/x.css"),
             Route::Static("css/x.css".into())
@@ -207,6 +226,11 @@ mod tests {
         assert_eq!(allowed("POST", "/posts/1"), "GET, HEAD");
         assert_eq!(allowed("DELETE", "/posts/1/delete"), "GET, HEAD, POST");
         assert_eq!(allowed("POST", "/static/style.css"), "GET, HEAD");
+        assert_eq!(
+            allowed("GET", "/admin/logout"),
+            "POST",
+            "logging out changes state"
+        );
         assert_eq!(
             allowed("get", "/"),
             "GET, HEAD",

@@ -2,7 +2,9 @@
 //!
 //! `127.0.0.1 - - [26/Nov/2026:02:11:18 +0000] "GET /p?q HTTP/1.1" 200 1234 "ref" "ua" 0.000321`
 //! goes to the `pyblogd::access` target at info level, so operators can route or silence it.
-//! Quoted fields are escaped (`\"`, `\\`, `\xHH`) so a client cannot forge log lines.
+//! Quoted fields are escaped (`\"`, `\\`, `\xHH`) so a client cannot forge log lines, and the
+//! values of query parameters that carry secrets by convention (`key`, `token`, `password`)
+//! are written as `[redacted]`: a log file is read by more people than the secret's owner.
 
 use crate::date::ClfTime;
 use crate::Request;
@@ -40,8 +42,9 @@ pub(crate) struct CombinedLine<'a>(pub &'a AccessEntry<'a>);
 impl fmt::Display for CombinedLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.0;
-        match e.peer {
-            Some(peer) => write!(f, "{}", peer.ip())?,
+        // The client as resolved (X-Forwarded-For from a trusted proxy), else the peer.
+        match e.request.and_then(|r| r.client).or(e.peer.map(|p| p.ip())) {
+            Some(client) => write!(f, "{client}")?,
             None => f.write_str("-")?,
         }
         write!(f, " - - [{}] \"", ClfTime(e.received))?;
@@ -50,7 +53,7 @@ impl fmt::Display for CombinedLine<'_> {
                 f,
                 "{} {} {}",
                 Escaped(r.method.as_bytes()),
-                Escaped(r.target.as_bytes()),
+                Redacted(r.target.as_str()),
                 r.version.as_str()
             )?,
             None => f.write_str("-")?,
@@ -78,6 +81,35 @@ fn quoted_header(f: &mut fmt::Formatter<'_>, request: Option<&Request>, name: &s
     match value {
         Some(v) => write!(f, "{}", Escaped(v)),
         None => f.write_str("-"),
+    }
+}
+
+/// Query parameters whose values never reach the log.
+const SECRET_PARAMETERS: &[&str] = &["key", "token", "password"];
+
+/// A request target, escaped, with the values of [`SECRET_PARAMETERS`] replaced.
+struct Redacted<'a>(&'a str);
+
+impl fmt::Display for Redacted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some((path, query)) = self.0.split_once('?') else {
+            return write!(f, "{}", Escaped(self.0.as_bytes()));
+        };
+        write!(f, "{}?", Escaped(path.as_bytes()))?;
+        for (at, pair) in query.split('&').enumerate() {
+            if at > 0 {
+                f.write_str("&")?;
+            }
+            match pair.split_once('=') {
+                Some((name, _))
+                    if SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) =>
+                {
+                    write!(f, "{}=[redacted]", Escaped(name.as_bytes()))?
+                }
+                _ => write!(f, "{}", Escaped(pair.as_bytes()))?,
+            }
+        }
+        Ok(())
     }
 }
 
@@ -130,6 +162,7 @@ mod tests {
                 .collect(),
             body: Vec::new(),
             peer: None,
+            client: None,
         }
     }
 
@@ -153,6 +186,41 @@ mod tests {
             "127.0.0.1 - - [26/Nov/2026:02:11:18 +0000] \"GET /path?q HTTP/1.1\" 200 1234 \
              \"http://r/\" \"curl/8\" 0.000321"
         );
+    }
+
+    #[test]
+    fn the_resolved_client_stands_before_the_peer() {
+        let mut req = request(&[]);
+        req.client = Some("203.0.113.9".parse().unwrap());
+        let entry = AccessEntry {
+            request: Some(&req),
+            peer: Some("127.0.0.1:5555".parse().unwrap()),
+            status: 200,
+            bytes: 0,
+            received: UNIX_EPOCH,
+            elapsed: Duration::ZERO,
+        };
+        assert!(
+            line(&entry).starts_with("203.0.113.9 - - ["),
+            "{}",
+            line(&entry)
+        );
+    }
+
+    #[test]
+    fn secrets_in_the_query_are_redacted() {
+        let shown = |target: &str| Redacted(target).to_string();
+        assert_eq!(
+            shown("/posts/1/edit?key=abc123&x=1"),
+            "/posts/1/edit?key=[redacted]&x=1"
+        );
+        assert_eq!(
+            shown("/a?TOKEN=s&password=p&keys=k"),
+            "/a?TOKEN=[redacted]&password=[redacted]&keys=k"
+        );
+        assert_eq!(shown("/plain"), "/plain");
+        assert_eq!(shown("/q?key"), "/q?key");
+        assert_eq!(shown("/q?a=\"b"), "/q?a=\\\"b");
     }
 
     #[test]

@@ -80,6 +80,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Most connections held open at once; beyond it new ones are closed at once.
     pub max_connections: usize,
+    /// Peers whose `X-Forwarded-For` names the client (`--forwarded-allow-ips`).
+    pub forwarded_allow_ips: crate::ForwardedAllow,
 }
 
 impl Default for ServerConfig {
@@ -94,6 +96,7 @@ impl Default for ServerConfig {
             graceful_timeout: Duration::from_secs(30),
             limits: Limits::default(),
             max_connections: 10_000,
+            forwarded_allow_ips: crate::ForwardedAllow::default(),
         }
     }
 }

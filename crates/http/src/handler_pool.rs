@@ -52,6 +52,7 @@ fn serve(
     loop {
         let received = SystemTime::now();
         let started = Instant::now();
+        request.client = crate::forwarded::client_of(&request, &handoff.config.forwarded_allow_ips);
         handoff
             .control
             .request_started(thread, &request.method, &request.path);

@@ -91,6 +91,7 @@ mod tests {
                 .collect(),
             body: Vec::new(),
             peer: None,
+            client: None,
         }
     }
 

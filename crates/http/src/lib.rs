@@ -8,6 +8,8 @@
 //! - `config` — what the caller hands in: [`ServerConfig`], [`Limits`], [`Listener`], and
 //!   [`ServeOutcome`]. `error` — [`ProtocolError`] and the one mapping from parse errors to
 //!   statuses. `handler` — the [`Handler`] and [`Control`] traits the outside world implements.
+//! - `forwarded` — [`ForwardedAllow`]: the client address behind trusted proxies
+//!   (`--forwarded-allow-ips`), resolved before the application sees the request.
 //! - Parsing, no I/O: `head` (httparse plus the HTTP/1.1 rules, [`Version`], how a body is
 //!   delimited), `target` (path decoding), `form`, `chunked`, `reader` (complete requests from
 //!   arriving bytes, [`parse_request`]) and `request` ([`Request`]).
@@ -25,6 +27,7 @@ mod connection;
 mod date;
 mod error;
 pub mod form;
+mod forwarded;
 mod handler;
 mod handler_pool;
 mod handoff;
@@ -42,6 +45,7 @@ mod write_response;
 pub use config::{Limits, Listener, ServeOutcome, ServerConfig};
 pub use date::civil_from_days;
 pub use error::ProtocolError;
+pub use forwarded::ForwardedAllow;
 pub use handler::{error_page, Control, Handler};
 pub use head::Version;
 pub use reader::parse_request;

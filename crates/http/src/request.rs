@@ -5,7 +5,7 @@
 //! so handlers never do I/O or protocol work.
 
 use crate::head::{Head, Version};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// One request, head and body.
 #[derive(Debug, Clone)]
@@ -25,6 +25,9 @@ pub struct Request {
     pub body: Vec<u8>,
     /// The peer address for TCP connections; `None` on unix sockets.
     pub peer: Option<SocketAddr>,
+    /// The client's address: the peer's, or from `X-Forwarded-For` when the peer is a trusted
+    /// proxy (`ServerConfig::forwarded_allow_ips`); `None` when unknown (a unix socket).
+    pub client: Option<IpAddr>,
 }
 
 impl Request {
@@ -59,6 +62,8 @@ impl Request {
             headers: head.headers,
             body,
             peer,
+            // The server resolves X-Forwarded-For before the handler sees the request.
+            client: peer.map(|p| p.ip()),
         }
     }
 
@@ -93,6 +98,7 @@ mod tests {
             headers: Vec::new(),
             body: Vec::new(),
             peer: None,
+            client: None,
         };
         assert_eq!(r.line().to_string(), "GET / HTTP/1.0");
     }

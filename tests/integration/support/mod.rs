@@ -80,7 +80,54 @@ pub struct Server {
     pub addr: SocketAddr,
     pub dir: tempfile::TempDir,
     pub log: Arc<Mutex<String>>,
+    /// The cookies the server set on `post_form` replies (the author's edit keys), sent back
+    /// by `post_form` and `get_as_author`; `get` stays an anonymous reader.
+    pub jar: Mutex<Vec<(String, String)>>,
+    /// The origin our pages post from: `--site-url`'s (or `SITE_URL`'s) when given, else
+    /// `http://test`, the `Host` every helper request names.
+    pub origin: String,
     _slot: Slot,
+}
+
+/// The origin of the `--site-url` flag or `SITE_URL` in `opts`, else `http://test`.
+fn site_origin(opts: &Options) -> String {
+    let flag = opts
+        .args
+        .iter()
+        .position(|a| a == "--site-url")
+        .and_then(|at| opts.args.get(at + 1));
+    let env = opts
+        .env
+        .iter()
+        .find(|(k, _)| k == "SITE_URL")
+        .map(|(_, v)| v);
+    match flag.or(env) {
+        Some(url) => {
+            let start = url.find("://").map_or(0, |at| at + 3);
+            let end = url[start..].find('/').map_or(url.len(), |at| start + at);
+            url[..end].to_string()
+        }
+        None => "http://test".to_string(),
+    }
+}
+
+/// The CSRF token the test browser holds in its cookie and repeats in every form.
+pub const CSRF: &str = "0123456789abcdef0123456789abcdef";
+
+/// Headers of a POST sent from one of our own pages on `Host: host`: the `Origin` and the
+/// CSRF cookie (each line ends in CRLF).
+pub fn from_our_page(host: &str) -> String {
+    format!("Origin: http://{host}\r\nCookie: pyblogd_csrf={CSRF}\r\n")
+}
+
+/// A form body as our own pages send it: the CSRF token first, then `fields`.
+pub fn our_form(fields: &[(&str, &str)]) -> String {
+    let rest = encode_form(fields);
+    if rest.is_empty() {
+        format!("csrf_token={CSRF}")
+    } else {
+        format!("csrf_token={CSRF}&{rest}")
+    }
 }
 
 pub fn binary() -> &'static str {
@@ -113,6 +160,8 @@ fn ready(
         addr: "127.0.0.1:1".parse().expect("addr"),
         dir,
         log,
+        jar: Mutex::new(Vec::new()),
+        origin: site_origin(opts),
         _slot: slot,
     };
     if opts.wait_ready {
@@ -143,6 +192,11 @@ fn spawn_via(wrapper: &[&str], dir: &Path, opts: &Options) -> (Child, Arc<Mutex<
         .env_remove("MODE")
         .env_remove("DATABASE_URI")
         .env_remove("SITE_URL")
+        .env_remove("ADMIN_TOKEN")
+        .env_remove("FORWARDED_ALLOW_IPS")
+        // Suites create many posts from 127.0.0.1; the limit has tests of its own, which
+        // set it again (an `Options::env` entry comes later and wins).
+        .env("POST_RATE_LIMIT", "0")
         .env_remove("NOTIFY_SOCKET")
         .env_remove("LISTEN_FDS")
         .env_remove("LISTEN_PID")
@@ -263,17 +317,91 @@ impl Server {
             .unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.log_text()))
     }
 
-    /// POSTs a urlencoded form on a fresh connection.
+    /// POSTs a urlencoded form on a fresh connection, as a browser on one of our pages does:
+    /// `Origin`, the CSRF cookie and field, and the cookies the server set before (edit keys).
     pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
-        let body = encode_form(fields);
+        let body = our_form(fields);
         let mut s = self.connect();
         write!(
             s,
-            "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nOrigin: {}\r\nCookie: {}={CSRF}{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            self.origin,
+            self.csrf_cookie(),
+            self.jar_cookies(),
             body.len()
         )
         .expect("write");
-        read_reply(&mut BufReader::new(s), false).expect("reply")
+        let reply = read_reply(&mut BufReader::new(s), false).expect("reply");
+        self.keep_cookies(&reply);
+        reply
+    }
+
+    /// Sends one request with exactly these `headers` (each `Name: value`) besides `Host:
+    /// test` and `Connection: close`, and for a POST the form's type and length; the jar is
+    /// not used, so each test states every cookie and origin it sends.
+    pub fn send(&self, method: &str, path: &str, headers: &[&str], body: &str) -> Reply {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+        for h in headers {
+            head.push_str(h);
+            head.push_str("\r\n");
+        }
+        if method == "POST" {
+            head.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        head.push_str(body);
+        let raw = self.raw(head.as_bytes());
+        read_reply(&mut BufReader::new(&raw[..]), false)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}: {}", String::from_utf8_lossy(&raw)))
+    }
+
+    /// A GET sending the cookies `post_form` collected: the post's author reading or editing.
+    pub fn get_as_author(&self, path: &str) -> Reply {
+        let mut s = self.connect();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nCookie: {}={CSRF}{}\r\n\r\n",
+            self.csrf_cookie(),
+            self.jar_cookies()
+        )
+        .expect("write");
+        let reply = read_reply(&mut BufReader::new(s), false).expect("reply");
+        self.keep_cookies(&reply);
+        reply
+    }
+
+    /// The CSRF cookie's name: on an https site only the `__Host-` one counts.
+    fn csrf_cookie(&self) -> &'static str {
+        if self.origin.starts_with("https://") {
+            "__Host-pyblogd_csrf"
+        } else {
+            "pyblogd_csrf"
+        }
+    }
+
+    /// `; name=value` for each cookie in the jar.
+    fn jar_cookies(&self) -> String {
+        let jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
+        jar.iter().map(|(n, v)| format!("; {n}={v}")).collect()
+    }
+
+    /// Stores each `Set-Cookie` of `reply`; one with `Max-Age=0` removes its cookie.
+    fn keep_cookies(&self, reply: &Reply) {
+        let mut jar = self.jar.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, value) in &reply.headers {
+            if !name.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let pair = value.split(';').next().unwrap_or_default();
+            let Some((n, v)) = pair.split_once('=') else {
+                continue;
+            };
+            jar.retain(|(kept, _)| kept != n);
+            if !value.contains("Max-Age=0") {
+                jar.push((n.to_string(), v.to_string()));
+            }
+        }
     }
 
     /// Sends raw bytes on a fresh connection and reads until the server closes (bounded).
@@ -324,6 +452,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Every `Set-Cookie` value, in order.
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("set-cookie"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()

@@ -15,6 +15,7 @@ fn get(query: &str, headers: &[(&str, &str)]) -> Request {
             .collect(),
         body: Vec::new(),
         peer: None,
+        client: None,
     }
 }
 

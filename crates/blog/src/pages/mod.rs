@@ -1,10 +1,13 @@
 //! From a [`Route`] to a response: dispatch, page rendering, and every error page.
 //!
-//! Handlers live in `reading` (home, list, post), `writing` (forms, create, edit, delete) and
-//! `faults` (test routes). They return `Result<Response, Failure>`; `failure_page` is the one
+//! Handlers live in `reading` (home, list, post), `writing` (forms, create, edit, delete),
+//! `admin` (the admin session) and `faults` (test routes); `access` holds the checks in front
+//! of every change (CSRF, rate limit, authorship). They return `Result<Response, Failure>`; `failure_page` is the one
 //! place a `Failure` becomes a status and a page. If the error template itself cannot render,
 //! a hand-written page is served instead: an error page never fails.
 
+mod access;
+mod admin;
 mod faults;
 mod reading;
 mod writing;
@@ -26,11 +29,6 @@ pub(crate) const SITE_DESCRIPTION: &str =
 /// Stands where a spliced page's per-request value goes: private-use characters, which no
 /// template writes and the autoescaper leaves alone.
 const HOLE: &str = "\u{e000}pyblogd-hole\u{e000}";
-
-/// Scripts and styles come only from `/static`; images in posts may be remote.
-/// Defence in depth: the sanitiser already keeps scripts out of posts.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; img-src 'self' https: http:; \
-     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The meta tags of one page (the layout turns them into `<title>`, description, canonical,
 /// Open Graph and Twitter tags).
@@ -69,13 +67,16 @@ impl App {
             Route::Home => self.home(),
             Route::ListPosts => self.list(req),
             // HEAD (link checkers, crawlers) reads the post without counting a view.
-            Route::ShowPost(id) => self.show(id, req.method == "GET"),
-            Route::NewPost => self.new_form(),
+            Route::ShowPost(id) => self.show(id, req),
+            Route::NewPost => self.new_form(req),
             Route::CreatePost => self.create(req),
-            Route::EditPost(id) => self.edit_form(id),
+            Route::EditPost(id) => self.edit_form(id, req),
             Route::UpdatePost(id) => self.update(id, req),
-            Route::ConfirmDelete(id) => self.confirm_delete(id),
-            Route::DeletePost(id) => self.delete(id),
+            Route::ConfirmDelete(id) => self.confirm_delete(id, req),
+            Route::DeletePost(id) => self.delete(id, req),
+            Route::AdminLoginForm => self.admin_form(req),
+            Route::AdminLogin => self.admin_login(req),
+            Route::AdminLogout => self.admin_logout(req),
             Route::Static(path) => self.assets.serve(req, &path).ok_or(Failure::NotFound),
             Route::Fault(fault) => faults::misbehave(fault, req),
         }
@@ -157,6 +158,9 @@ impl App {
         match failure {
             Failure::MethodNotAllowed(allow) => response.with_header("Allow", *allow),
             Failure::Unavailable(_) => response.with_header("Retry-After", "1"),
+            Failure::TooManyRequests(after) => {
+                response.with_header("Retry-After", after.to_string())
+            }
             _ => response,
         }
     }
@@ -188,9 +192,6 @@ fn html(status: u16, body: Body) -> Response {
         .with_header("Content-Type", "text/html; charset=utf-8")
         .with_body(body)
         .with_header("Cache-Control", "no-cache")
-        .with_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        .with_header("X-Content-Type-Options", "nosniff")
-        .with_header("Referrer-Policy", "strict-origin-when-cross-origin")
 }
 
 /// The last resort: no template, no assets, everything escaped.

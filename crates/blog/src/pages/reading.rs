@@ -1,11 +1,12 @@
 //! The reading side: home, the paginated list of all posts, and a post (which counts a view).
 
+use super::access::private_page;
 use super::ser;
 use super::{Meta, SITE_DESCRIPTION};
 use crate::failure::Failure;
 use crate::{clock, App};
 use http::{Request, Response};
-use minijinja::context;
+use minijinja::{context, Value};
 
 /// Posts per list page and in the home page's "Latest posts".
 pub(crate) const PER_PAGE: u32 = 5;
@@ -76,10 +77,13 @@ impl App {
         })
     }
 
-    /// A post, counting a view unless `counts_a_view` is false (HEAD). The page comes from
-    /// the page cache with the count filled in, so a view reads one small row, not the post.
-    pub(super) fn show(&self, id: i64, counts_a_view: bool) -> Result<Response, Failure> {
-        let counted = if counts_a_view {
+    /// A post, counting a view unless the request is a HEAD. Anonymous readers get the
+    /// public page from the page cache with the count filled in, so a view reads one small
+    /// row, not the post. The author (the post's key cookie) and the admin get a variant
+    /// with Edit and Delete, rendered for them alone (it carries their form token), and right
+    /// after a create the author sees the key link once.
+    pub(super) fn show(&self, id: i64, req: &Request) -> Result<Response, Failure> {
+        let counted = if req.method == "GET" {
             self.store.count_view(id)
         } else {
             self.store.view_count(id)
@@ -98,29 +102,64 @@ impl App {
             1 => "1 view".to_string(),
             n => format!("{n} views"),
         };
-        self.spliced_page(&id.to_string(), count.generation, &views, |views| {
-            let post = self.store.find(id)?.ok_or(Failure::NotFound)?;
-            let summary = &post.summary;
-            let description = if summary.description.is_empty() {
-                format!("A post by {}.", summary.name)
-            } else {
-                summary.description.clone()
-            };
-            let meta = Meta {
-                og_type: "article",
-                published: Some(clock::iso(summary.created_at)),
-                modified: Some(clock::iso(summary.updated_at)),
-                ..Meta::website(&summary.title, &description, &format!("/posts/{id}"))
-            };
-            let ctx = context! {
-                meta => ser(meta),
-                active => "posts",
-                edited => summary.updated_at > summary.created_at,
-                post => ser(&post),
-                views,
-            };
-            Ok(("post.html", ctx))
+        if self.reader_authority(id, req)?.is_some() {
+            return self.author_view(id, req, &views);
+        }
+        let page = self.spliced_page(&id.to_string(), count.generation, &views, |views| {
+            self.post_context(id, views)
+        })?;
+        // The same address serves the author a different page: no shared cache may mix them.
+        Ok(page.with_header("Vary", "Cookie"))
+    }
+
+    /// The post page for its author or the admin.
+    fn author_view(&self, id: i64, req: &Request, views: &str) -> Result<Response, Failure> {
+        let (template, ctx) = self.post_context(id, views)?;
+        let (token, token_cookie) = self.form_token(req)?;
+        let shown_once = self.guard.take_show_key(req, id);
+        let key = shown_once
+            .as_ref()
+            .and_then(|_| self.guard.key_cookie(req, id));
+        let key_link = key.map(|key| format!("/posts/{id}/edit?key={key}"));
+        let key_url = key_link.as_ref().map(|link| match &self.site_url {
+            Some(site) => format!("{site}{link}"),
+            None => match req.header("Host") {
+                Some(host) => format!("http://{host}{link}"),
+                None => link.clone(),
+            },
+        });
+        let ctx = context! { can_edit => true, csrf_token => token, key_link, key_url, ..ctx };
+        let page = self.page(200, template, ctx)?;
+        let page = private_page(page, token_cookie).with_header("Vary", "Cookie");
+        Ok(match shown_once {
+            Some(clear) => page.with_header("Set-Cookie", clear),
+            None => page,
         })
+    }
+
+    /// The template and context of post `id`'s page, with `views` where the count goes.
+    fn post_context(&self, id: i64, views: &str) -> Result<(&'static str, Value), Failure> {
+        let post = self.store.find(id)?.ok_or(Failure::NotFound)?;
+        let summary = &post.summary;
+        let description = if summary.description.is_empty() {
+            format!("A post by {}.", summary.name)
+        } else {
+            summary.description.clone()
+        };
+        let meta = Meta {
+            og_type: "article",
+            published: Some(clock::iso(summary.created_at)),
+            modified: Some(clock::iso(summary.updated_at)),
+            ..Meta::website(&summary.title, &description, &format!("/posts/{id}"))
+        };
+        let ctx = context! {
+            meta => ser(meta),
+            active => "posts",
+            edited => summary.updated_at > summary.created_at,
+            post => ser(&post),
+            views,
+        };
+        Ok(("post.html", ctx))
     }
 }
 

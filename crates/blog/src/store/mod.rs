@@ -14,7 +14,9 @@ mod views;
 
 pub(crate) use sqlite::SqliteStore;
 
+use crate::security::Digest256;
 use serde::Serialize;
+use std::time::Duration;
 
 /// A post as lists show it: no Markdown, no HTML (they can be large).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -93,8 +95,14 @@ impl StoreError {
 
 /// The operations the blog needs. Implementations are shared by all handler threads.
 pub(crate) trait Store: Send + Sync {
-    /// Inserts a post created at `now` (unix seconds) and returns its id.
-    fn create(&self, draft: &Draft, now: i64) -> Result<i64, StoreError>;
+    /// Inserts a post created at `now` (unix seconds) with the hash of its edit key (`None`:
+    /// only the admin may change it), in one transaction, and returns its id.
+    fn create(
+        &self,
+        draft: &Draft,
+        now: i64,
+        key_hash: Option<&Digest256>,
+    ) -> Result<i64, StoreError>;
     /// Replaces a post's content, keeping `created_at`; `false` when there is no such post.
     fn update(&self, id: i64, draft: &Draft, now: i64) -> Result<bool, StoreError>;
     /// Deletes a post; `false` when there was none.
@@ -118,4 +126,15 @@ pub(crate) trait Store: Send + Sync {
     fn unrendered(&self, limit: u32) -> Result<Vec<(i64, String)>, StoreError>;
     /// Stores the HTML rendered for such a post, unless another worker already did.
     fn set_rendered(&self, id: i64, html: &str, description: &str) -> Result<(), StoreError>;
+    /// The hash of a post's edit key: `None` when there is no such post, `Some(None)` when the
+    /// post has no key (only the admin may change it).
+    fn edit_key(&self, id: i64) -> Result<Option<Option<Digest256>>, StoreError>;
+    /// Takes one POST token from `client`'s bucket at `now` (unix seconds), `per_minute`
+    /// tokens a minute: `Err(wait)` when the bucket is empty (nothing else is written).
+    fn take_post_token(
+        &self,
+        client: &str,
+        now: f64,
+        per_minute: u32,
+    ) -> Result<Result<(), Duration>, StoreError>;
 }

@@ -100,6 +100,22 @@ const MIGRATIONS: &[&str] = &[
         applied_offset INTEGER NOT NULL CHECK (applied_offset >= 0)
     ) WITHOUT ROWID;
 ",
+    "
+    -- Version 4: who may change a post, and how fast an address may POST. `post_keys` holds
+    -- the SHA-256 of each post's edit key (never the key); a post without a row (adopted from
+    -- the original PyProject, or created before keys existed) is editable by the admin only.
+    -- `post_rate` holds one token bucket per client address, shared by every worker.
+    CREATE TABLE post_keys (
+        post_id  INTEGER PRIMARY KEY REFERENCES posts (id) ON DELETE CASCADE,
+        key_hash BLOB NOT NULL CHECK (length(key_hash) = 32)
+    );
+    CREATE TABLE post_rate (
+        client  TEXT PRIMARY KEY,
+        tokens  REAL NOT NULL,
+        updated REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX post_rate_by_updated ON post_rate (updated);
+",
 ];
 
 /// Applies the per-connection settings.

@@ -11,15 +11,18 @@ use super::schema;
 use super::upkeep;
 use super::views::ViewCounter;
 use super::{Draft, Post, PostSummary, Stats, Store, StoreError, ViewCount};
+use crate::security::Digest256;
 use r2d2_sqlite::rusqlite::{self, params, Connection, ErrorCode, OpenFlags, Row};
 use r2d2_sqlite::SqliteConnectionManager;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Enough connections for every handler thread of a worker. They are opened on demand, when a
 /// thread finds none idle, so a worker holds as many as it ever ran queries at once.
 const POOL_SIZE: u32 = 16;
 
+mod access;
 mod viewing;
 
 const SUMMARY_COLUMNS: &str = "id, title, name, description, created_at, updated_at, view_count";
@@ -134,9 +137,15 @@ impl Drop for SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn create(&self, draft: &Draft, now: i64) -> Result<i64, StoreError> {
+    fn create(
+        &self,
+        draft: &Draft,
+        now: i64,
+        key_hash: Option<&Digest256>,
+    ) -> Result<i64, StoreError> {
         self.write(|conn| {
-            let mut stmt = conn.prepare_cached(
+            let tx = conn.unchecked_transaction()?;
+            let mut stmt = tx.prepare_cached(
                 "INSERT INTO posts (created_at, updated_at, view_count, title, name, description,
                                     markdown, html)
                  VALUES (?1, ?1, 0, ?2, ?3, ?4, ?5, ?6)",
@@ -149,7 +158,14 @@ impl Store for SqliteStore {
                 draft.markdown,
                 draft.html
             ])?;
-            Ok(conn.last_insert_rowid())
+            drop(stmt);
+            let id = tx.last_insert_rowid();
+            if let Some(hash) = key_hash {
+                tx.prepare_cached("INSERT INTO post_keys (post_id, key_hash) VALUES (?1, ?2)")?
+                    .execute(params![id, &hash[..]])?;
+            }
+            tx.commit()?;
+            Ok(id)
         })
     }
 
@@ -227,6 +243,19 @@ impl Store for SqliteStore {
             )?;
             stmt.execute(params![id, html, description]).map(|_| ())
         })
+    }
+
+    fn edit_key(&self, id: i64) -> Result<Option<Option<Digest256>>, StoreError> {
+        self.read(|conn| access::edit_key(conn, id))
+    }
+
+    fn take_post_token(
+        &self,
+        client: &str,
+        now: f64,
+        per_minute: u32,
+    ) -> Result<Result<(), Duration>, StoreError> {
+        self.write(|conn| access::take_post_token(conn, client, now, per_minute))
     }
 
     fn stats(&self) -> Result<Stats, StoreError> {

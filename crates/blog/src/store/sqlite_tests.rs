@@ -28,7 +28,7 @@ fn stats_follow_creates_edits_and_deletes_but_not_views() {
     let store = SqliteStore::open(&dir.path().join("b.db")).unwrap();
     let zero = store.stats().unwrap();
     assert_eq!(zero.total, 0);
-    let id = store.create(&draft("one"), 100).unwrap();
+    let id = store.create(&draft("one"), 100, None).unwrap();
     let one = store.stats().unwrap();
     assert_eq!(one.total, 1);
     assert!(one.generation > zero.generation);
@@ -74,12 +74,13 @@ fn an_older_schema_is_migrated_forward_keeping_its_posts() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b.db");
     let store = SqliteStore::open(&path).unwrap();
-    let id = store.create(&draft("kept"), 100).unwrap();
+    let id = store.create(&draft("kept"), 100, None).unwrap();
     drop(store);
     // Make it look like a version 1 database.
     let conn = Connection::open(&path).unwrap();
     conn.execute_batch(
         "DROP INDEX posts_by_created_at_and_views; DROP TABLE view_journals;
+         DROP TABLE post_keys; DROP TABLE post_rate;
          PRAGMA user_version = 1",
     )
     .unwrap();
@@ -90,7 +91,7 @@ fn an_older_schema_is_migrated_forward_keeping_its_posts() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let index: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'posts_by_created_at_and_views'",
@@ -123,16 +124,16 @@ fn a_held_write_lock_makes_writes_busy_but_reads_work() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("b.db");
     let store = SqliteStore::open(&path).unwrap();
-    let id = store.create(&draft("one"), 100).unwrap();
+    let id = store.create(&draft("one"), 100, None).unwrap();
     let blocker = Connection::open(&path).unwrap();
     blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let started = std::time::Instant::now();
-    let err = store.create(&draft("two"), 101).unwrap_err();
+    let err = store.create(&draft("two"), 101, None).unwrap_err();
     assert!(matches!(err, StoreError::Busy(_)), "{err:?}");
     assert!(started.elapsed() >= schema::BUSY_TIMEOUT - Duration::from_millis(500));
     assert!(store.find(id).unwrap().is_some());
     blocker.execute_batch("ROLLBACK").unwrap();
-    assert!(store.create(&draft("two"), 101).is_ok());
+    assert!(store.create(&draft("two"), 101, None).is_ok());
 }
 
 #[test]
@@ -144,7 +145,7 @@ fn the_background_thread_folds_the_wal_into_the_database() {
     let mut big = draft("big");
     big.html = "x".repeat(64 * 1024);
     for _ in 0..8 {
-        store.create(&big, 100).unwrap();
+        store.create(&big, 100, None).unwrap();
     }
     // Commits never checkpoint by themselves, so the database file only grows once the
     // background thread has run.
@@ -156,4 +157,55 @@ fn the_background_thread_folds_the_wal_into_the_database() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn edit_keys_are_stored_as_given_and_go_with_their_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("b.db")).unwrap();
+    let hash = [7u8; 32];
+    let keyed = store.create(&draft("keyed"), 100, Some(&hash)).unwrap();
+    let keyless = store.create(&draft("adopted"), 100, None).unwrap();
+    assert_eq!(store.edit_key(keyed).unwrap(), Some(Some(hash)));
+    assert_eq!(store.edit_key(keyless).unwrap(), Some(None), "admin only");
+    assert_eq!(store.edit_key(999).unwrap(), None, "no such post");
+    assert!(store.delete(keyed).unwrap());
+    assert_eq!(store.edit_key(keyed).unwrap(), None);
+    let conn = Connection::open(dir.path().join("b.db")).unwrap();
+    let left: i64 = conn
+        .query_row("SELECT COUNT(*) FROM post_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 0, "the key row is deleted with its post");
+}
+
+#[test]
+fn the_post_bucket_is_shared_by_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.db");
+    let first = SqliteStore::open(&path).unwrap();
+    let second = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        first.take_post_token("10.0.0.1", 1000.0, 2).unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        second.take_post_token("10.0.0.1", 1000.0, 2).unwrap(),
+        Ok(())
+    );
+    assert!(
+        first
+            .take_post_token("10.0.0.1", 1000.0, 2)
+            .unwrap()
+            .is_err(),
+        "two a minute, whichever worker counts them"
+    );
+    assert_eq!(
+        second.take_post_token("10.0.0.2", 1000.0, 2).unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        first.take_post_token("10.0.0.1", 1030.0, 2).unwrap(),
+        Ok(()),
+        "a token back after 30 s"
+    );
 }

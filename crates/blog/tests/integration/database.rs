@@ -15,7 +15,7 @@ fn a_fresh_database_is_created_with_its_schema_on_first_run() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4, "version 4 added edit keys and POST buckets");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();

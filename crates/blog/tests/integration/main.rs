@@ -9,6 +9,7 @@
 
 mod support;
 
+mod authorship;
 mod database;
 mod hostile_input;
 mod pages;

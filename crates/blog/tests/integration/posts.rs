@@ -423,7 +423,7 @@ fn two_hundred_views_from_eight_threads_count_exactly() {
         views(&blog) == 201
     });
     // Stopping the app (its final flush) counts nothing twice.
-    let Ok(Blog { app, dir }) = Arc::try_unwrap(blog) else {
+    let Ok(Blog { app, dir, .. }) = Arc::try_unwrap(blog) else {
         panic!("the threads still hold the blog");
     };
     drop(app);
