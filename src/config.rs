@@ -358,6 +358,17 @@ impl Config {
 
         let binds = parse_binds(cli, &src)?;
         let non_zero = |d: Duration| (!d.is_zero()).then_some(d);
+        // A slow query is cancelled by the server well before the master would kill its
+        // worker for it: a third of `--timeout` is left for rendering and writing the page.
+        let database = match database {
+            blog::DatabaseTarget::Postgres(mut pg) => {
+                if let Some(limit) = non_zero(timeout) {
+                    pg.statement_timeout = pg.statement_timeout.min(limit * 2 / 3);
+                }
+                blog::DatabaseTarget::Postgres(pg)
+            }
+            other => other,
+        };
 
         Ok(Config {
             binds,
@@ -408,6 +419,12 @@ impl Config {
         let binds: Vec<String> = self.binds.iter().map(|b| format!("{b:?}")).collect();
         let db = match &self.blog.database {
             blog::DatabaseTarget::Sqlite(p) => format!("sqlite {}", display(p)),
+            blog::DatabaseTarget::Postgres(pg) => format!(
+                "postgres {} (pool {} per worker, statement timeout {:?})",
+                pg.redacted(),
+                pg.pool_size,
+                pg.statement_timeout
+            ),
         };
         format!(
             "bind: {}\nworkers: {}\nthreads: {}\ntimeout: {:?}\nkeep-alive: {:?}\nmode: {:?}\ndatabase: {db}\nsite-url: {}\nadmin-token: {}\npost-rate-limit: {}\nforwarded-allow-ips: {}\n",

@@ -8,6 +8,7 @@
 mod cli;
 mod config;
 mod logging;
+mod migrate;
 mod service;
 
 use anyhow::Context;
@@ -17,6 +18,10 @@ use clap::Parser;
 const EXIT_CONFIG: i32 = 2;
 
 fn main() {
+    // `pyblogd migrate …` is a one-shot command beside the server, with its own flags.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "migrate") {
+        std::process::exit(migrate::main());
+    }
     let cli = cli::Cli::parse();
     let config = match config::Config::resolve(&cli) {
         Ok(config) => config,

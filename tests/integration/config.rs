@@ -136,7 +136,7 @@ fn every_bad_value_is_one_line_and_exit_2() {
         (&[], &[("MODE", "staging")], "MODE"),
         (
             &[],
-            &[("DATABASE_URI", "postgres://db/blog")],
+            &[("DATABASE_URI", "postgres://db/blog?sslmode=require")],
             "DATABASE_URI",
         ),
         (&[], &[("DATABASE_URI", "mysql://x")], "DATABASE_URI"),

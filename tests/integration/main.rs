@@ -19,6 +19,7 @@ mod corpus;
 mod db_faults;
 mod durability;
 mod hostile;
+mod postgres;
 mod protocol;
 mod security;
 mod supervisor;

@@ -7,7 +7,8 @@
 //! - `pages` — one handler per route, plus the page/error-page plumbing of [`App`].
 //! - `post_form` — the new/edit form: decoding and the original's validation rules.
 //! - `page_cache` — rendered home, list and post pages, reused for a second while no post changes.
-//! - `store` — the `Store` trait and its SQLite implementation (r2d2 pool).
+//! - `store` — the `Store` trait, its SQLite and PostgreSQL implementations (r2d2 pools).
+//! - `migrate` — `pyblogd migrate`: copy posts between SQLite and PostgreSQL, verified.
 //! - `markdown` — render + highlight + sanitise, once at save time.
 //! - `render` — minijinja environment: embedded templates, directory override.
 //! - `assets` — static files: embedded, directory override, ETag, cache-busting.
@@ -22,6 +23,7 @@ mod error;
 mod escape;
 mod failure;
 mod markdown;
+mod migrate;
 mod page_cache;
 mod pages;
 mod post_form;
@@ -30,15 +32,16 @@ mod router;
 mod security;
 mod store;
 
-pub use config::{Config, DatabaseTarget, Mode};
+pub use config::{Config, DatabaseTarget, Mode, PostgresTarget};
 pub use error::Error;
+pub use migrate::{copy_posts, CopyReport};
 
 use assets::Assets;
 use markdown::Markdown;
 use page_cache::{PageCache, SplicedPage};
 use render::Renderer;
 use std::sync::Arc;
-use store::{SqliteStore, Store};
+use store::{PostgresStore, SqliteStore, Store};
 
 /// The application, one per worker process, shared by its handler threads.
 pub struct App {
@@ -69,9 +72,7 @@ impl App {
     /// Call it in the worker, after fork: it opens database connections and may start the
     /// connection pool's helper threads.
     pub fn new(config: Config) -> Result<App, Error> {
-        let store = match &config.database {
-            DatabaseTarget::Sqlite(path) => SqliteStore::open(path).map_err(Error::Database)?,
-        };
+        let store = open_store(&config.database)?;
         let assets = Arc::new(Assets::new(&config.static_dir, config.mode).map_err(Error::Static)?);
         let site_url = config
             .site_url
@@ -88,7 +89,7 @@ impl App {
         let app = App {
             mode: config.mode,
             fault_routes: config.fault_routes,
-            store: Box::new(store),
+            store,
             renderer,
             assets,
             markdown: Markdown::new(),
@@ -134,6 +135,14 @@ impl App {
             }
         }
     }
+}
+
+/// Opens the database `target` names (creating and migrating its schema when needed).
+pub(crate) fn open_store(target: &DatabaseTarget) -> Result<Box<dyn Store>, Error> {
+    Ok(match target {
+        DatabaseTarget::Sqlite(path) => Box::new(SqliteStore::open(path).map_err(Error::Database)?),
+        DatabaseTarget::Postgres(pg) => Box::new(PostgresStore::open(pg).map_err(Error::Database)?),
+    })
 }
 
 impl http::Handler for App {

@@ -22,6 +22,8 @@ pub(crate) enum Route {
     AdminLoginForm,
     AdminLogin,
     AdminLogout,
+    /// `GET /healthz`: 200 when the database answers, 503 otherwise (for load balancers).
+    Health,
     /// The path below `/static/`, still to be checked by the assets module.
     Static(String),
     Fault(Fault),
@@ -61,6 +63,13 @@ pub(crate) fn route(method: &str, path: &str, fault_routes: bool) -> Result<Rout
         [""] => {
             if is_read {
                 Ok(Route::Home)
+            } else {
+                refuse(READ)
+            }
+        }
+        ["healthz"] => {
+            if is_read {
+                Ok(Route::Health)
             } else {
                 refuse(READ)
             }
@@ -154,6 +163,7 @@ mod tests {
     fn pages_with_and_without_trailing_slash() {
         assert_eq!(ok("GET", "/"), Route::Home);
         assert_eq!(ok("HEAD", "/"), Route::Home);
+        assert_eq!(ok("GET", "/healthz"), Route::Health);
         assert_eq!(ok("GET", "/new"), Route::NewPost);
         assert_eq!(ok("GET", "/new/"), Route::NewPost);
         assert_eq!(ok("GET", "/posts"), Route::ListPosts);

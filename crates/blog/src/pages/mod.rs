@@ -79,6 +79,21 @@ impl App {
             Route::AdminLogout => self.admin_logout(req),
             Route::Static(path) => self.assets.serve(req, &path).ok_or(Failure::NotFound),
             Route::Fault(fault) => faults::misbehave(fault, req),
+            Route::Health => Ok(self.health()),
+        }
+    }
+
+    /// A plain-text answer for load balancers: never cached, never an error page, and a
+    /// lost database is 503 with `Retry-After` like any page that needs it.
+    fn health(&self) -> Response {
+        match self.store.ping() {
+            Ok(()) => Response::text(200, "ok\n").with_header("Cache-Control", "no-store"),
+            Err(e) => {
+                log::warn!("health check: {e}");
+                Response::text(503, "database unavailable\n")
+                    .with_header("Cache-Control", "no-store")
+                    .with_header("Retry-After", "1")
+            }
         }
     }
 

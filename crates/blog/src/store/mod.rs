@@ -1,17 +1,20 @@
 //! Where posts live: the [`Store`] trait the handlers use, and the records it returns.
 //!
-//! The trait is small on purpose so a PostgreSQL store can follow the SQLite one
-//! (`sqlite.rs`, schema in `schema.rs`). Write failures are classified here ([`StoreError`]) so
+//! The trait is small on purpose: SQLite (`sqlite.rs`, schema in `schema.rs`) and PostgreSQL
+//! (`postgres.rs`, `postgres_schema.rs`) implement it alike. Write failures are classified here ([`StoreError`]) so
 //! handlers can answer 503 with `Retry-After` for a busy or unwritable database and keep reads
 //! working, without knowing which database is behind the trait.
 
 mod checkpoint;
 mod legacy;
+mod postgres;
+mod postgres_schema;
 mod schema;
 mod sqlite;
 mod upkeep;
 mod views;
 
+pub(crate) use postgres::PostgresStore;
 pub(crate) use sqlite::SqliteStore;
 
 use crate::security::Digest256;
@@ -129,6 +132,9 @@ pub(crate) trait Store: Send + Sync {
     /// The hash of a post's edit key: `None` when there is no such post, `Some(None)` when the
     /// post has no key (only the admin may change it).
     fn edit_key(&self, id: i64) -> Result<Option<Option<Digest256>>, StoreError>;
+    /// Stores `hash` as post `id`'s edit-key hash, or removes its key when `None` (how
+    /// `pyblogd migrate` carries authors' rights from one database to another).
+    fn set_edit_key(&self, id: i64, hash: Option<&Digest256>) -> Result<(), StoreError>;
     /// Takes one POST token from `client`'s bucket at `now` (unix seconds), `per_minute`
     /// tokens a minute: `Err(wait)` when the bucket is empty (nothing else is written).
     fn take_post_token(
@@ -137,4 +143,15 @@ pub(crate) trait Store: Send + Sync {
         now: f64,
         per_minute: u32,
     ) -> Result<Result<(), Duration>, StoreError>;
+    /// Answers when the database does: one round trip (for `/healthz`).
+    fn ping(&self) -> Result<(), StoreError>;
+    /// Up to `limit` whole posts with ids above `after_id`, by id: a page of an export.
+    fn export(&self, after_id: i64, limit: u32) -> Result<Vec<Post>, StoreError>;
+    /// Writes posts exactly as given (ids, times, view counts), replacing posts with the same
+    /// id, in one transaction: the import side of `pyblogd migrate`.
+    fn import(&self, posts: &[Post]) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+#[path = "contract_tests.rs"]
+mod contract_tests;

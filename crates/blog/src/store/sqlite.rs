@@ -249,6 +249,10 @@ impl Store for SqliteStore {
         self.read(|conn| access::edit_key(conn, id))
     }
 
+    fn set_edit_key(&self, id: i64, hash: Option<&Digest256>) -> Result<(), StoreError> {
+        self.write(|conn| access::set_edit_key(conn, id, hash))
+    }
+
     fn take_post_token(
         &self,
         client: &str,
@@ -256,6 +260,56 @@ impl Store for SqliteStore {
         per_minute: u32,
     ) -> Result<Result<(), Duration>, StoreError> {
         self.write(|conn| access::take_post_token(conn, client, now, per_minute))
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    fn export(&self, after_id: i64, limit: u32) -> Result<Vec<Post>, StoreError> {
+        self.read(|conn| {
+            let sql = format!(
+                "SELECT {SUMMARY_COLUMNS}, markdown, html FROM posts WHERE id > ?1
+                 ORDER BY id LIMIT {limit}"
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([after_id], post_from_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Upserts by id in one transaction; AUTOINCREMENT's sequence follows explicit ids itself.
+    fn import(&self, posts: &[Post]) -> Result<(), StoreError> {
+        self.write(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            {
+                let mut upsert = tx.prepare(
+                    "INSERT INTO posts (id, created_at, updated_at, view_count, title, name,
+                                        description, markdown, html)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (id) DO UPDATE SET
+                         created_at = excluded.created_at, updated_at = excluded.updated_at,
+                         view_count = excluded.view_count, title = excluded.title,
+                         name = excluded.name, description = excluded.description,
+                         markdown = excluded.markdown, html = excluded.html",
+                )?;
+                for p in posts {
+                    let s = &p.summary;
+                    upsert.execute(params![
+                        s.id,
+                        s.created_at,
+                        s.updated_at,
+                        s.view_count,
+                        s.title,
+                        s.name,
+                        s.description,
+                        p.markdown,
+                        p.html
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
     }
 
     fn stats(&self) -> Result<Stats, StoreError> {

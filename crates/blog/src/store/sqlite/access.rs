@@ -19,6 +19,26 @@ pub(super) fn edit_key(conn: &Connection, id: i64) -> rusqlite::Result<Option<Op
     Ok(row.map(|hash| hash.and_then(|h| <Digest256>::try_from(h.as_slice()).ok())))
 }
 
+/// See [`Store::set_edit_key`](crate::store::Store::set_edit_key).
+pub(super) fn set_edit_key(
+    conn: &Connection,
+    id: i64,
+    hash: Option<&Digest256>,
+) -> rusqlite::Result<()> {
+    match hash {
+        Some(hash) => conn
+            .prepare_cached(
+                "INSERT INTO post_keys (post_id, key_hash) VALUES (?1, ?2)
+                 ON CONFLICT (post_id) DO UPDATE SET key_hash = excluded.key_hash",
+            )?
+            .execute(params![id, &hash[..]]),
+        None => conn
+            .prepare_cached("DELETE FROM post_keys WHERE post_id = ?1")?
+            .execute([id]),
+    }
+    .map(|_| ())
+}
+
 /// See [`Store::take_post_token`](crate::store::Store::take_post_token). Buckets idle long
 /// enough to be full again are deleted in the same transaction, so the table holds only
 /// addresses that posted in the last minute or so.
