@@ -22,3 +22,10 @@ document.addEventListener("click", (event) => {
     event.clientY >= box.top && event.clientY <= box.bottom;
   if (!inside) dialog.close();
 });
+
+// Code blocks and tables scroll sideways when wider than the column; a tab stop lets
+// keyboard users scroll them too (axe-core's scrollable-region-focusable). Chromium and
+// Firefox already make such scrollers focusable without JavaScript.
+for (const region of document.querySelectorAll(".prose pre, .prose table")) {
+  if (!region.hasAttribute("tabindex")) region.tabIndex = 0;
+}

@@ -13,6 +13,7 @@ mod support;
 mod abuse;
 mod activation;
 mod blog;
+mod browser;
 mod config;
 mod corpus;
 mod db_faults;

@@ -2,14 +2,18 @@
 //! the committed stylesheet.
 
 use super::*;
-use syntect::highlighting::ThemeSet;
+use syntect::highlighting::{Color, Theme, ThemeSet};
 use syntect::html::css_for_theme_with_class_style;
 
 const LIGHT_THEME: &str = "InspiredGitHub";
 const DARK_THEME: &str = "base16-ocean.dark";
 
+/// WCAG AA for normal text: axe-core's `color-contrast` rule fails code tokens below it.
+const MIN_CONTRAST: f64 = 4.5;
+
 /// The stylesheet for the `hl-` classes: a light theme, and a dark one under
-/// `prefers-color-scheme: dark`. Committed as `static/highlight.css`; a test keeps it current.
+/// `prefers-color-scheme: dark`, each token colour pushed to [`MIN_CONTRAST`] against the
+/// theme's background. Committed as `static/highlight.css`; a test keeps it current.
 fn stylesheet() -> Result<String, String> {
     let themes = ThemeSet::load_defaults();
     let css = |name: &str| -> Result<String, String> {
@@ -17,7 +21,7 @@ fn stylesheet() -> Result<String, String> {
             .themes
             .get(name)
             .ok_or_else(|| format!("syntect has no theme {name:?}"))?;
-        css_for_theme_with_class_style(theme, CLASS_STYLE).map_err(|e| e.to_string())
+        css_for_theme_with_class_style(&readable(theme), CLASS_STYLE).map_err(|e| e.to_string())
     };
     let light = css(LIGHT_THEME)?;
     let dark = css(DARK_THEME)?;
@@ -40,6 +44,81 @@ fn stylesheet() -> Result<String, String> {
         out.push_str("}\n");
     }
     Ok(out)
+}
+
+/// `theme` with every foreground that is too faint on the theme's background (the stock
+/// themes' comments and constants are) moved towards black or white until it reads.
+fn readable(theme: &Theme) -> Theme {
+    let mut theme = theme.clone();
+    let background = theme.settings.background.unwrap_or(Color::WHITE);
+    let fix = |colour: &mut Color| {
+        // Darken on a light background, lighten on a dark one, a step at a time, so the
+        // hue stays recognisable and the change is the least that passes.
+        let target = if luminance(background) > 0.5 {
+            0.0
+        } else {
+            255.0
+        };
+        let mut step = 0.0;
+        let original = *colour;
+        while contrast(*colour, background) < MIN_CONTRAST && step < 1.0 {
+            step += 0.02;
+            let mix = |c: u8| (f64::from(c) + (target - f64::from(c)) * step).round() as u8;
+            *colour = Color {
+                r: mix(original.r),
+                g: mix(original.g),
+                b: mix(original.b),
+                a: original.a,
+            };
+        }
+    };
+    if let Some(foreground) = theme.settings.foreground.as_mut() {
+        fix(foreground);
+    }
+    for item in &mut theme.scopes {
+        if let Some(foreground) = item.style.foreground.as_mut() {
+            fix(foreground);
+        }
+    }
+    theme
+}
+
+/// Relative luminance (WCAG 2), 0 for black to 1 for white.
+fn luminance(c: Color) -> f64 {
+    let channel = |v: u8| {
+        let v = f64::from(v) / 255.0;
+        if v <= 0.039_28 {
+            v / 12.92
+        } else {
+            ((v + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b)
+}
+
+/// The WCAG contrast ratio of two colours, 1 to 21.
+fn contrast(a: Color, b: Color) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+#[test]
+fn every_token_colour_reads_on_its_themes_background() {
+    assert!((contrast(Color::BLACK, Color::WHITE) - 21.0).abs() < 0.01);
+    let themes = ThemeSet::load_defaults();
+    for name in [LIGHT_THEME, DARK_THEME] {
+        let theme = readable(&themes.themes[name]);
+        let background = theme.settings.background.unwrap_or(Color::WHITE);
+        for item in &theme.scopes {
+            if let Some(foreground) = item.style.foreground {
+                let ratio = contrast(foreground, background);
+                assert!(
+                    ratio >= MIN_CONTRAST,
+                    "{name}: {foreground:?} is {ratio:.2}:1"
+                );
+            }
+        }
+    }
 }
 
 #[test]
